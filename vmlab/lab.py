@@ -1,0 +1,445 @@
+"""Orchestration: create a lab, provision it stage by stage with a snapshot before every
+stage, roll a stage back, resume, destroy.
+
+The rules (see the README): before stage N runs, the VM has a snapshot named after stage N;
+after the last stage it has one named ``complete``. Rolling back stage N reverts to the
+snapshot N, deletes the snapshots of later stages (they describe a future that no longer
+exists) and marks N and every later stage pending, so ``provision`` runs from N again.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from vmlab import drivers, paths
+from vmlab.drivers.base import DiskSpec, Driver, KernelBoot, PowerState, Snapshot, VMRef
+from vmlab.errors import (InfrastructureError, NotFound, NotOwned, ProfileError,
+                          RemoteCommandFailed, StageFailed, UsageError, VmlabError)
+from vmlab.profile import ImageInstall, LoadedProfile, load_profile
+from vmlab.progress import QUIET, Progress
+from vmlab.stages import Stage, StageEnv, resolve_stages
+from vmlab.state import LabFiles, LabState, StageRecord, list_labs, now
+from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri, static_addresses, vm_name
+
+log = logging.getLogger("vmlab")
+
+COMPLETE = "complete"
+BOOT_TIMEOUT = float(os.environ.get("VMLAB_BOOT_TIMEOUT", "600"))
+SHUTDOWN_TIMEOUT = 180.0
+
+
+def resolve_lab_name(given: str | None) -> str:
+    """The lab a command acts on: the one named, or the only one there is."""
+    if given:
+        return given
+    labs = list_labs()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise NotFound("there are no labs", hint="create one: vmlab create --profile demo")
+    raise UsageError(f"there are {len(labs)} labs ({', '.join(labs)}); say which one",
+                     hint=f"add --lab NAME, e.g. --lab {labs[0]}")
+
+
+@dataclass
+class Lab:
+    """An open lab: its files, state, profile, stages and driver, under its lock."""
+
+    files: LabFiles
+    state: LabState
+    loaded: LoadedProfile
+    stages: list[Stage]
+    driver: Driver
+    progress: Progress
+
+    @property
+    def name(self) -> str:
+        return self.files.lab
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        return self.files.load_secrets()
+
+    def ref(self) -> VMRef:
+        ref = self.driver.find(self.state.vm_name)
+        if ref is None:
+            raise NotFound(f"the VM {self.state.vm_name!r} of lab {self.name!r} no longer "
+                           "exists on the hypervisor",
+                           hint=f"remove what is left with `vmlab destroy --lab {self.name}` "
+                                "and create the lab again")
+        if ref.lab != self.name:
+            raise NotOwned(f"the VM {ref.name!r} is not tagged as lab {self.name!r}'s",
+                           hint="vmlab only touches VMs it created")
+        return ref
+
+    def save(self) -> None:
+        self.files.save(self.state)
+
+    def stage_env(self) -> StageEnv:
+        return StageEnv(lab=self.name, profile=self.loaded.profile, secrets=self.secrets)
+
+    # -- SSH ---------------------------------------------------------------------------
+    def target(self, ref: VMRef):
+        from vmlab.remote import Target
+
+        endpoint = self.driver.ssh_endpoint(ref, self.loaded.profile.ssh.port)
+        return Target(host=endpoint.host, port=endpoint.port, user=self.loaded.profile.ssh.user,
+                      key_file=self.files.ssh_key, known_hosts=self.files.known_hosts,
+                      jump=endpoint.jump)
+
+    def wait_for_ssh(self, ref: VMRef) -> None:
+        from vmlab.remote import wait_for_ssh
+
+        with self.progress.waiting(f"waiting for SSH on {self.state.vm_name}") as update:
+            wait_for_ssh(self.target(ref), timeout=BOOT_TIMEOUT, progress=update)
+
+    @contextlib.contextmanager
+    def session(self, ref: VMRef, log_path: Path | None) -> Iterator:
+        from vmlab.remote import open_session
+
+        session = open_session(self.target(ref), log_path=log_path,
+                               secrets=self.secrets.values())
+        try:
+            yield session
+        finally:
+            session.close()
+
+    # -- power and snapshots -------------------------------------------------------------
+    def ensure_running(self, ref: VMRef) -> None:
+        if self.driver.state(ref) != PowerState.RUNNING:
+            self.progress.step(f"starting {ref.name}")
+            self.driver.start(ref)
+        self.wait_for_ssh(ref)
+
+    def shutdown(self, ref: VMRef) -> None:
+        """A clean shutdown from inside the guest, then ACPI, then a hard stop."""
+        if self.driver.state(ref) == PowerState.SHUTOFF:
+            return
+        with self.progress.waiting(f"shutting down {ref.name}"):
+            try:
+                with self.session(ref, self.files.logs / "power.log") as c:
+                    c.run("sync; (sleep 1; systemctl poweroff) >/dev/null 2>&1 &", check=False)
+            except InfrastructureError as exc:
+                log.warning("guest shutdown over SSH failed (%s); asking the hypervisor", exc)
+            try:
+                self.driver.wait_for_state(ref, PowerState.SHUTOFF, timeout=SHUTDOWN_TIMEOUT)
+            except InfrastructureError:
+                log.warning("guest did not power off; forcing it off")
+                self.driver.stop(ref, hard=True)
+
+    def snapshots(self, ref: VMRef) -> dict[str, Snapshot]:
+        return {snap.name: snap for snap in self.driver.snapshot_list(ref)}
+
+    def take_snapshot(self, ref: VMRef, name: str, description: str) -> None:
+        mode = self.loaded.profile.snapshots.mode
+        started = time.monotonic()
+        if mode == "offline":
+            self.shutdown(ref)
+            with self.progress.waiting(f"taking snapshot {name!r}"):
+                self.driver.snapshot_create(ref, name, description, live=False)
+            self.ensure_running(ref)
+        else:
+            with self.progress.waiting(f"taking live snapshot {name!r}"):
+                self.driver.snapshot_create(ref, name, description, live=True)
+        self.progress.step(f"snapshot {name!r} taken ({mode}, {time.monotonic() - started:.0f}s)")
+
+    # -- stages ----------------------------------------------------------------------------
+    def run_stage(self, ref: VMRef, stage: Stage, record: StageRecord) -> None:
+        record.attempts += 1
+        log_path = self.files.logs / f"{self.state.index(stage.name) + 1:02d}-{stage.name}-" \
+                                     f"{record.attempts}.log"
+        record.status, record.started, record.finished = "running", now(), None
+        record.log, record.error, record.duration = str(log_path), None, None
+        self.save()
+        started = time.monotonic()
+        env = self.stage_env()
+        try:
+            with self.progress.waiting(f"stage {stage.name}: install"):
+                with self.session(ref, log_path) as c:
+                    stage.install(c, env)
+                    if stage.reboot:
+                        c.run("(sleep 1; systemctl reboot) >/dev/null 2>&1 &", check=False)
+            if stage.reboot:
+                self.reboot_wait(ref)
+            with self.progress.waiting(f"stage {stage.name}: verify"):
+                with self.session(ref, log_path) as c:
+                    stage.verify(c, env)
+        except (RemoteCommandFailed, InfrastructureError) as exc:
+            record.status, record.error = "failed", exc.message
+            record.finished, record.duration = now(), round(time.monotonic() - started, 1)
+            self.save()
+            raise StageFailed(
+                stage.name, exc.message, log_path=str(log_path),
+                cause=exc if isinstance(exc, RemoteCommandFailed) else None,
+                hint=f"log: {log_path}\nundo it and retry:\n"
+                     f"  vmlab rollback {stage.name} --lab {self.name}\n"
+                     f"  vmlab resume --lab {self.name}") from exc
+        except BaseException:
+            record.status, record.error = "failed", "interrupted"
+            record.finished = now()
+            self.save()
+            raise
+        record.status, record.finished = "done", now()
+        record.duration = round(time.monotonic() - started, 1)
+        self.save()
+        self.progress.step(f"stage {stage.name} done ({record.duration:.0f}s)")
+
+    def reboot_wait(self, ref: VMRef) -> None:
+        """After a reboot was asked for: wait until SSH has gone away and come back."""
+        time.sleep(3)
+        self.wait_for_ssh(ref)
+
+
+# -- opening labs ---------------------------------------------------------------------------
+
+def open_driver(loaded: LoadedProfile) -> Driver:
+    profile = loaded.profile
+    password = None
+    if profile.hypervisor.kind == "vsphere":
+        password = os.environ.get(profile.hypervisor.password_env)
+        if not password:
+            raise UsageError(f"no vSphere password: ${profile.hypervisor.password_env} is not set",
+                             hint=f"export {profile.hypervisor.password_env}=... and run again")
+    return drivers.connect(profile.hypervisor.kind, **driver_options(profile, password))
+
+
+@contextlib.contextmanager
+def open_lab(lab: str | None, command: str, progress: Progress = QUIET,
+             *, lock: bool = True) -> Iterator[Lab]:
+    """Load the lab's state and profile, connect its driver and reconcile.
+
+    Commands that change the lab take its lock (``lock=True``); read-only ones (status,
+    snapshots, ssh) do not, so they work while a long provision runs.
+    """
+    files = LabFiles(resolve_lab_name(lab))
+    files.load()  # NotFound before taking a lock in a directory that does not exist
+    guard = files.lock(command) if lock else contextlib.nullcontext()
+    with guard, (_lab_log(files) if lock else contextlib.nullcontext()):
+        state = files.load()
+        loaded = load_profile(state.profile_path if Path(state.profile_path).is_file()
+                              else state.profile)
+        stages = resolve_stages(loaded)
+        _reconcile_stage_list(state, [s.name for s in stages])
+        with open_driver(loaded) as driver:
+            lab_obj = Lab(files, state, loaded, stages, driver, progress)
+            if lock:
+                _reconcile_interrupted(lab_obj)
+            yield lab_obj
+
+
+def _reconcile_stage_list(state: LabState, names: list[str]) -> None:
+    """Follow the profile's stage list: new stages become pending, removed ones go."""
+    by_name = {record.name: record for record in state.stages}
+    state.stages = [by_name.get(name) or StageRecord(name=name) for name in names]
+
+
+def _reconcile_interrupted(lab: Lab) -> None:
+    """A stage still 'running' while we hold the lock was cut short by a process that died."""
+    for record in lab.state.stages:
+        if record.status == "running":
+            record.status, record.error = "failed", "interrupted (vmlab stopped during the stage)"
+            lab.save()
+
+
+@contextlib.contextmanager
+def _lab_log(files: LabFiles) -> Iterator[None]:
+    """Append vmlab's own log for this lab to logs/vmlab.log, secrets redacted."""
+    files.logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(files.logs / "vmlab.log")
+    handler.setFormatter(_RedactingFormatter(files))
+    handler.setLevel(logging.DEBUG)
+    logger = logging.getLogger("vmlab")
+    previous_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+        handler.close()
+
+
+class _RedactingFormatter(logging.Formatter):
+    def __init__(self, files: LabFiles) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.files = files
+
+    def format(self, record: logging.LogRecord) -> str:
+        from vmlab.remote import redact
+
+        return redact(super().format(record), self.files.load_secrets().values())
+
+
+# -- commands -----------------------------------------------------------------------------
+
+def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
+           seed_passwords: str | None = None, progress: Progress = QUIET) -> str:
+    """Build the VM, bring its OS up, take the first stage's snapshot, then provision."""
+    loaded = load_profile(profile_name)
+    name = lab or loaded.profile.name
+    _check_lab_name(name)
+    stages = resolve_stages(loaded)
+    files = LabFiles(name)
+    if files.exists():
+        raise UsageError(f"lab {name!r} already exists",
+                         hint=f"use it (`vmlab status --lab {name}`), remove it "
+                              f"(`vmlab destroy --lab {name}`) or pick another --lab name")
+    files.root.mkdir(parents=True, exist_ok=True)
+    with files.lock("create"), _lab_log(files):
+        try:
+            _create_locked(files, loaded, stages, name, seed_passwords, progress)
+        except BaseException:
+            _remove_lab_dir(files)
+            raise
+    if provision:
+        run_provision(name, progress=progress)
+    return name
+
+
+def _check_lab_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", name):
+        raise UsageError(f"invalid lab name {name!r}",
+                         hint="use lower-case letters, digits and '-', at most 40 characters")
+
+
+def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], name: str,
+                   seed_passwords: str | None, progress: Progress) -> None:
+    from vmlab.sshkeys import ensure_keypair
+
+    profile = loaded.profile
+    public_key = ensure_keypair(files.ssh_key, comment=f"vmlab-{name}")
+    files.ensure_secrets(profile.secrets, seed=seed_passwords)
+    disk, boot, guest_data = _prepare_install(name, loaded, public_key, progress)
+    spec = build_vm_spec(name, profile, disk=disk, boot=boot, guest_data=guest_data)
+    with open_driver(loaded) as driver:
+        if driver.find(spec.name) is not None:
+            raise UsageError(f"a VM named {spec.name!r} already exists on {hypervisor_uri(profile)}",
+                             hint="remove it, or create the lab under another --lab name")
+        with progress.waiting(f"creating VM {spec.name}") as update:
+            ref = driver.create(spec, progress=update)
+        try:
+            state = LabState(lab=name, profile=profile.name, profile_path=str(loaded.path),
+                             driver=driver.kind, uri=hypervisor_uri(profile), vm_name=ref.name,
+                             vm_uuid=ref.uuid, acceleration=driver.acceleration(),
+                             created=now(), stages=[StageRecord(name=s.name) for s in stages])
+            files.known_hosts.unlink(missing_ok=True)
+            lab = Lab(files, state, loaded, stages, driver, progress)
+            progress.step(f"starting {ref.name} ({state.acceleration})")
+            driver.start(ref)
+            lab.wait_for_ssh(ref)
+            first = stages[0].name if stages else COMPLETE
+            lab.take_snapshot(ref, first, "the OS is up; nothing provisioned")
+            lab.save()
+        except BaseException:
+            progress.warn(f"create failed; removing {ref.name} and everything made for it")
+            with contextlib.suppress(VmlabError):
+                driver.destroy(ref)
+            raise
+
+
+def _prepare_install(name: str, loaded: LoadedProfile, public_key: str,
+                     progress: Progress) -> tuple[DiskSpec, KernelBoot | None, tuple]:
+    profile = loaded.profile
+    install = profile.install
+    if isinstance(install, ImageInstall):
+        from vmlab.image import ImageSpec, build_image, seed_entries
+
+        spec = ImageSpec(suite=install.suite, packages=tuple(install.packages),
+                         size_gib=profile.vm.disk_gib, mirror=install.mirror)
+        with progress.waiting("guest image") as update:
+            built = build_image(spec, paths.cache_dir() / "images", progress=update)
+        guest_data = seed_entries(authorized_keys=public_key, hostname=profile.vm.hostname,
+                                  nics=static_addresses(name, profile),
+                                  dns=[str(ip) for ip in profile.vm.dns])
+        return (DiskSpec(size_gib=profile.vm.disk_gib, image=built.disk, image_key=built.key),
+                KernelBoot(built.kernel, built.initrd, built.cmdline), guest_data)
+    raise ProfileError(f"install method {install.method!r} is not supported yet")
+
+
+def _remove_lab_dir(files: LabFiles) -> None:
+    """Keep vmlab's log of a failed create for the operator, drop everything else."""
+    log_file = files.logs / "vmlab.log"
+    if log_file.is_file():
+        keep = paths.state_dir() / "failed" / f"{files.lab}-{now():%Y%m%dT%H%M%S}.log"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log_file, keep)
+    shutil.rmtree(files.root, ignore_errors=True)
+
+
+def run_provision(lab: str | None = None, *, progress: Progress = QUIET) -> None:
+    """Run every stage that is not done, each after its snapshot; then snapshot `complete`."""
+    with open_lab(lab, "provision", progress) as lab_obj:
+        ref = lab_obj.ref()
+        lab_obj.ensure_running(ref)
+        by_name = {stage.name: stage for stage in lab_obj.stages}
+        for record in lab_obj.state.stages:
+            if record.status == "done":
+                continue
+            if record.name not in lab_obj.snapshots(ref):
+                lab_obj.take_snapshot(ref, record.name, f"before stage {record.name}")
+            lab_obj.run_stage(ref, by_name[record.name], record)
+        if COMPLETE not in lab_obj.snapshots(ref):
+            lab_obj.take_snapshot(ref, COMPLETE, "every stage done")
+
+
+def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) -> None:
+    """Revert to the snapshot taken just before ``stage`` and mark it and later stages pending."""
+    with open_lab(lab, f"rollback {stage}", progress) as lab_obj:
+        index = lab_obj.state.index(stage)
+        ref = lab_obj.ref()
+        snapshots = lab_obj.snapshots(ref)
+        if stage not in snapshots:
+            raise NotFound(f"lab {lab_obj.name!r} has no snapshot {stage!r}: stage {stage} "
+                           "has not been reached yet",
+                           hint="see `vmlab snapshots` for the snapshots there are")
+        with progress.waiting(f"reverting to snapshot {stage!r}"):
+            lab_obj.driver.snapshot_revert(ref, stage)
+        later = [r.name for r in lab_obj.state.stages[index + 1:]] + [COMPLETE]
+        for name in later:
+            if name in snapshots:
+                lab_obj.driver.snapshot_delete(ref, name)
+                progress.step(f"deleted snapshot {name!r} (taken after {stage} ran)")
+        for record in lab_obj.state.stages[index:]:
+            record.status, record.error = "pending", None
+        lab_obj.save()
+        lab_obj.ensure_running(ref)
+        progress.step(f"rolled back to just before {stage}; `vmlab resume` runs it again")
+
+
+def destroy(lab: str | None = None, *, progress: Progress = QUIET) -> str:
+    """Remove the lab's VM with its snapshots, disks and networks, then its files."""
+    name = resolve_lab_name(lab)
+    files = LabFiles(name)
+    state = files.load()
+    with files.lock("destroy"):
+        loaded = load_profile(state.profile_path if Path(state.profile_path).is_file()
+                              else state.profile)
+        with open_driver(loaded) as driver:
+            ref = driver.find(state.vm_name)
+            if ref is not None:
+                if ref.lab != name:
+                    raise NotOwned(f"VM {ref.name!r} is not tagged as lab {name!r}'s; "
+                                   "leaving it alone",
+                                   hint="remove the lab's files only with --forget")
+                with progress.waiting(f"destroying {ref.name}"):
+                    driver.destroy(ref)
+    shutil.rmtree(files.root, ignore_errors=True)
+    return name
+
+
+def forget(lab: str) -> None:
+    """Drop a lab's files without touching the hypervisor."""
+    files = LabFiles(lab)
+    files.load()
+    with files.lock("destroy --forget"):
+        pass
+    shutil.rmtree(files.root, ignore_errors=True)

@@ -1,0 +1,82 @@
+"""`vmlab plan`: every command a stage will run and every file it will write, without a VM.
+
+Stages run against a recording context: commands "succeed" with empty output, files are
+captured with their content. Secrets are replaced by placeholders before the stages see
+them, so a plan never holds a real secret and is the same on every machine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from vmlab.profile import LoadedProfile
+from vmlab.stages import StageEnv, resolve_stages
+
+
+@dataclass
+class PlannedResult:
+    exit_code: int = 0
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class RecordingContext:
+    steps: list[dict] = field(default_factory=list)
+
+    def run(self, command: str, *, check: bool = True, env: Mapping[str, str] | None = None,
+            input: str | None = None, timeout: float | None = None,
+            hide: bool = False) -> PlannedResult:
+        step: dict = {"run": command}
+        if env:
+            step["env"] = dict(env)
+        if input is not None:
+            step["input"] = input
+        self.steps.append(step)
+        return PlannedResult()
+
+    def put(self, content: str | bytes, path: str, mode: int = 0o644) -> None:
+        text = content if isinstance(content, str) else content.decode("utf-8", "replace")
+        self.steps.append({"write": path, "mode": f"{mode:04o}", "content": text})
+
+    def exists(self, path: str) -> bool:
+        self.steps.append({"run": f"test -e {path}"})
+        return False
+
+
+def masked_secrets(names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    return {name: f"<secret:{name}>" for name in names}
+
+
+def plan(lab: str, loaded: LoadedProfile) -> list[dict]:
+    """[{stage, description, reboot, install: [...], verify: [...]}] in stage order."""
+    env = StageEnv(lab=lab, profile=loaded.profile,
+                   secrets=masked_secrets(loaded.profile.secrets))
+    stages = []
+    for stage in resolve_stages(loaded):
+        install, verify = RecordingContext(), RecordingContext()
+        stage.install(install, env)
+        stage.verify(verify, env)
+        stages.append({"stage": stage.name, "description": stage.description,
+                       "reboot": stage.reboot, "install": install.steps,
+                       "verify": verify.steps})
+    return stages
+
+
+def format_plan(lab: str, loaded: LoadedProfile, stages: list[dict]) -> str:
+    lines = [f"# plan for lab {lab!r} from profile {loaded.profile.name}", ""]
+    for number, stage in enumerate(stages, 1):
+        lines.append(f"## {number}. {stage['stage']}: {stage['description']}".rstrip(": "))
+        lines.append(f"snapshot {stage['stage']!r} is taken before this stage")
+        for phase in ("install", "verify"):
+            for step in stage[phase]:
+                if "run" in step:
+                    lines.append(f"[{phase}] $ {step['run']}")
+                else:
+                    lines.append(f"[{phase}] write {step['write']} (mode {step['mode']}):")
+                    lines.extend("    | " + line for line in step["content"].splitlines())
+            if phase == "install" and stage["reboot"]:
+                lines.append("[install] reboot, then wait for SSH")
+        lines.append("")
+    lines.append(f"snapshot {'complete'!r} is taken after the last stage")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""The stage catalogue: built-in stages by name, and script stages from profiles."""
+from __future__ import annotations
+
+import importlib
+
+from vmlab.errors import ProfileError
+from vmlab.profile import LoadedProfile, ScriptStage
+from vmlab.stages.base import Context, Stage, StageEnv
+
+#: Modules whose STAGES lists are the built-in stages.
+STAGE_MODULES = ("vmlab.stages.demo",)
+
+
+def builtin_stages() -> dict[str, Stage]:
+    catalogue: dict[str, Stage] = {}
+    for module_name in STAGE_MODULES:
+        for stage in importlib.import_module(module_name).STAGES:
+            catalogue[stage.name] = stage
+    return catalogue
+
+
+def script_stage(entry: ScriptStage) -> Stage:
+    def install(c: Context, env: StageEnv) -> None:
+        for command in entry.run:
+            c.run(command)
+
+    def verify(c: Context, env: StageEnv) -> None:
+        for command in entry.verify:
+            c.run(command)
+
+    return Stage(entry.name, install, verify, entry.reboot, entry.description)
+
+
+def resolve_stages(loaded: LoadedProfile) -> list[Stage]:
+    """The profile's stages in order; an unknown name is a profile error."""
+    catalogue = builtin_stages()
+    stages: list[Stage] = []
+    unknown: list[str] = []
+    for index, entry in enumerate(loaded.profile.stages):
+        if isinstance(entry, ScriptStage):
+            stages.append(script_stage(entry))
+        elif entry in catalogue:
+            stages.append(catalogue[entry])
+        else:
+            unknown.append(f"{loaded.path}: stages[{index}]: unknown stage {entry!r}")
+    if unknown:
+        raise ProfileError(f"profile {loaded.path} names unknown stages", problems=unknown,
+                           hint="built-in stages: " + ", ".join(sorted(catalogue)))
+    return stages
+
+
+__all__ = ["Context", "Stage", "StageEnv", "builtin_stages", "resolve_stages"]

@@ -1,0 +1,91 @@
+"""From a profile to the driver's VMSpec: names, MACs, networks and the guest's seed."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from vmlab.drivers.base import DiskSpec, KernelBoot, NetworkSpec, NicSpec, VMSpec
+from vmlab.profile import LibvirtHypervisor, Nic, Profile, VsphereHypervisor
+
+
+def vm_name(lab: str) -> str:
+    return f"vmlab-{lab}"
+
+
+def lab_mac(lab: str, role: str) -> str:
+    """A stable, locally administered MAC per lab and NIC role (52:54:00 is qemu's prefix)."""
+    digest = hashlib.sha256(f"{lab}/{role}".encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+def nic_mac(lab: str, nic: Nic) -> str:
+    return nic.mac or lab_mac(lab, nic.role)
+
+
+def network_spec(lab: str, nic: Nic) -> NetworkSpec:
+    hosts = list(nic.subnet.hosts())
+    default_name = f"vmlab-{lab}-{nic.role}"
+    return NetworkSpec(
+        kind=nic.network,
+        name=nic.network_name or default_name,
+        subnet=nic.subnet,
+        host_address=hosts[0] if hosts else None,
+        dhcp=nic.network == "nat",
+    )
+
+
+def nic_specs(lab: str, profile: Profile) -> tuple[NicSpec, ...]:
+    specs = []
+    for nic in profile.vm.nics:
+        forward = profile.ssh.port if nic.role == "provider" and nic.network == "user" else None
+        specs.append(NicSpec(role=nic.role, network=network_spec(lab, nic),
+                             mac=nic_mac(lab, nic), forward_port=forward))
+    return tuple(specs)
+
+
+def static_addresses(lab: str, profile: Profile) -> list[tuple[str, str, int, str | None]]:
+    """(mac, address, prefix, gateway) for every NIC with a static address."""
+    rows = []
+    for nic in profile.vm.nics:
+        if nic.address is not None:
+            rows.append((nic_mac(lab, nic), str(nic.address), nic.prefix,
+                         str(nic.gateway) if nic.gateway else None))
+    return rows
+
+
+def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
+                  boot: KernelBoot | None = None,
+                  guest_data: tuple[tuple[str, str], ...] = (),
+                  cdroms: tuple[Any, ...] = ()) -> VMSpec:
+    return VMSpec(
+        name=vm_name(lab),
+        lab=lab,
+        cpus=profile.vm.cpus,
+        memory_mib=profile.vm.memory_mib,
+        disk=disk,
+        nics=nic_specs(lab, profile),
+        boot=boot,
+        cdroms=tuple(cdroms),
+        guest_data=guest_data,
+        accel=profile.vm.accel,
+    )
+
+
+def driver_options(profile: Profile, password: str | None = None) -> dict[str, Any]:
+    """Connection options for vmlab.drivers.connect() from the profile's hypervisor section."""
+    hv = profile.hypervisor
+    if isinstance(hv, LibvirtHypervisor):
+        return {"uri": hv.uri, "pool": hv.pool}
+    if isinstance(hv, VsphereHypervisor):
+        return {"host": hv.host, "port": hv.port, "user": hv.user, "password": password,
+                "insecure": hv.insecure, "datacenter": hv.datacenter, "cluster": hv.cluster,
+                "host_system": hv.host_system, "datastore": hv.datastore, "folder": hv.folder}
+    raise AssertionError(f"unhandled hypervisor {hv!r}")
+
+
+def hypervisor_uri(profile: Profile) -> str:
+    hv = profile.hypervisor
+    if isinstance(hv, LibvirtHypervisor):
+        return hv.uri
+    return f"vsphere://{hv.user}@{hv.host}:{hv.port}"
+
