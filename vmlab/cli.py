@@ -217,13 +217,14 @@ def status(lab: str | None, as_json: bool) -> None:
       vmlab status
       vmlab status --lab demo --json
     """
-    from vmlab import labinfo
-    from vmlab.lab import open_lab
-    from vmlab.state import list_labs
+    from vmlab.paths import list_labs
 
     names = [lab] if lab else list_labs()
     reports = []
     for name in names:
+        from vmlab import labinfo
+        from vmlab.lab import open_lab
+
         with open_lab(name, "status", lock=False) as lab_obj:
             reports.append(labinfo.status(lab_obj))
     if as_json:

@@ -24,7 +24,8 @@ from vmlab.errors import (InfrastructureError, NotFound, NotOwned, ProfileError,
 from vmlab.profile import ImageInstall, LoadedProfile, load_profile
 from vmlab.progress import QUIET, Progress
 from vmlab.stages import Stage, StageEnv, resolve_stages
-from vmlab.state import LabFiles, LabState, StageRecord, list_labs, now
+from vmlab.paths import list_labs
+from vmlab.state import LabFiles, LabState, StageRecord, now
 from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri, static_addresses, vm_name
 
 log = logging.getLogger("vmlab")

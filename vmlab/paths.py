@@ -35,3 +35,11 @@ def cache_dir() -> Path:
 
 def kickstart_templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "kickstart"
+
+
+def list_labs() -> list[str]:
+    """Names of the labs that have a state file (kept here: it must not import pydantic)."""
+    root = labs_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "state.json").is_file())

@@ -20,7 +20,7 @@ import socket
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import filelock
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -197,19 +197,4 @@ class LabLock:
             return "another vmlab process holds its lock"
         return (f"`vmlab {info.get('command', '?')}` (pid {info.get('pid')} on "
                 f"{info.get('host')}) holds its lock since {info.get('since')}")
-
-
-def list_labs() -> list[str]:
-    root = paths.labs_dir()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "state.json").is_file())
-
-
-def iter_lab_states() -> Iterator[LabState]:
-    for lab in list_labs():
-        try:
-            yield LabFiles(lab).load()
-        except StateError:
-            continue
 

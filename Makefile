@@ -1,0 +1,63 @@
+# vmlab: `make demo` and `make test` each do all set-up on a fresh Debian 12 machine (root).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := $(CURDIR)/.cache
+STAMP := $(CACHE)/stamps
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv demo demo-clean test test-fast e2e-openstack bench vcsim clean
+
+help:
+	@echo "make demo           build a small Debian guest and run the demo lab on local libvirt/qemu"
+	@echo "make test           install what the tests need and run them (about 20 minutes)"
+	@echo "make test-fast      only the tests that need no VM"
+	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (long)"
+	@echo "make bench          benchmarks under bench/"
+
+$(STAMP)/apt: scripts/install-deps
+	scripts/install-deps
+	@mkdir -p $(STAMP) && touch $@
+
+deps: $(STAMP)/apt
+
+$(BIN)/vmlab: setup.cfg pyproject.toml | $(STAMP)/apt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[libvirt,vsphere,dev]'
+	@touch $@
+
+venv: $(BIN)/vmlab
+
+vcsim: $(STAMP)/apt
+	tests/vsphere_sim/build.sh $(CACHE)/vcsim
+
+demo: venv
+	scripts/ensure-libvirtd
+	$(BIN)/vmlab destroy --lab demo 2>/dev/null || true
+	$(BIN)/vmlab create --profile demo
+	$(BIN)/vmlab status --lab demo
+	@echo "== undo the last stage and run it again"
+	$(BIN)/vmlab rollback memcached-config --lab demo
+	$(BIN)/vmlab resume --lab demo
+	$(BIN)/vmlab snapshots --lab demo
+	@echo "The demo lab is running: 'vmlab ssh --lab demo' to log in, 'make demo-clean' to remove it."
+
+demo-clean: venv
+	$(BIN)/vmlab destroy --lab demo
+
+test: venv vcsim
+	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m "not openstack" $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/pytest -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
+
+e2e-openstack: venv
+	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m openstack -s tests/test_e2e_openstack.py
+
+bench: venv
+	$(BIN)/python bench/cli_start.py
+
+clean:
+	rm -rf $(VENV) $(CACHE) *.egg-info
