@@ -39,6 +39,9 @@ class RecordingContext:
         text = content if isinstance(content, str) else content.decode("utf-8", "replace")
         self.steps.append({"write": path, "mode": f"{mode:04o}", "content": text})
 
+    def upload(self, local_path: str, path: str, mode: int = 0o644) -> None:
+        self.steps.append({"upload": local_path, "to": path, "mode": f"{mode:04o}"})
+
     def exists(self, path: str) -> bool:
         self.steps.append({"run": f"test -e {path}"})
         return False
@@ -50,10 +53,11 @@ def masked_secrets(names: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def plan(lab: str, loaded: LoadedProfile) -> list[dict]:
     """[{stage, description, reboot, install: [...], verify: [...]}] in stage order."""
-    env = StageEnv(lab=lab, profile=loaded.profile,
-                   secrets=masked_secrets(loaded.profile.secrets))
     stages = []
     for stage in resolve_stages(loaded):
+        env = StageEnv(lab=lab, profile=loaded.profile,
+                       secrets=masked_secrets(loaded.profile.secrets),
+                       host_files={name: f"<host file: {name}>" for name in stage.host_files})
         install, verify = RecordingContext(), RecordingContext()
         stage.install(install, env)
         stage.verify(verify, env)
@@ -72,6 +76,11 @@ def format_plan(lab: str, loaded: LoadedProfile, stages: list[dict]) -> str:
             for step in stage[phase]:
                 if "run" in step:
                     lines.append(f"[{phase}] $ {step['run']}")
+                    if "input" in step:
+                        lines.extend("    < " + line for line in step["input"].splitlines())
+                elif "upload" in step:
+                    lines.append(f"[{phase}] upload {step['upload']} to {step['to']} "
+                                 f"(mode {step['mode']})")
                 else:
                     lines.append(f"[{phase}] write {step['write']} (mode {step['mode']}):")
                     lines.extend("    | " + line for line in step["content"].splitlines())

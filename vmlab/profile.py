@@ -7,6 +7,7 @@ file it came from and the key path, never as a traceback.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -93,6 +94,13 @@ class Nic(Strict):
     def prefix(self) -> int:
         return self.subnet.prefixlen
 
+    def mac_for(self, lab: str) -> str:
+        """The profile's MAC, or a stable locally administered one per lab and role."""
+        if self.mac:
+            return self.mac
+        digest = hashlib.sha256(f"{lab}/{self.role}".encode()).digest()
+        return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
 
 class VM(Strict):
     hostname: str = "controller"
@@ -146,6 +154,41 @@ class Snapshots(Strict):
     mode: Literal["offline", "live"] = "offline"
 
 
+class OpenStack(Strict):
+    """Settings of the OpenStack stages: the manual's environment and its services."""
+
+    release: Literal["newton", "zed"] = "newton"
+    region: str = "RegionOne"
+    #: CentOS mirror: the vault (default: the release mirrors are gone), the manual's
+    #: aliyun mirror, or a custom base URL in mirror_url.
+    mirror: Literal["vault", "aliyun", "custom", "debian"] = "vault"
+    mirror_url: str | None = None
+    centos_release: str = "7.9.2009"
+    openstack_repo_url: str = "http://vault.centos.org/7.3.1611/cloud/$basearch/openstack-newton/"
+    proxy: str | None = None
+    ntp_servers: tuple[str, ...] = ("0.centos.pool.ntp.org", "1.centos.pool.ntp.org",
+                                    "2.centos.pool.ntp.org")
+    #: A host name resolved to check outside DNS in the network stage; null skips it.
+    outside_host: str | None = "openstack.org"
+    #: The manual's other nodes, on the management network (/etc/hosts).
+    hosts: dict[str, ipaddress.IPv4Address] = {
+        "compute1": ipaddress.IPv4Address("192.168.70.31"),
+        "block1": ipaddress.IPv4Address("192.168.70.41"),
+        "object1": ipaddress.IPv4Address("192.168.70.51"),
+        "object2": ipaddress.IPv4Address("192.168.70.52"),
+    }
+    #: The test image uploaded to Glance; null: a small qcow2 made on the host with qemu-img.
+    image_url: str | None = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
+    image_sha256: str | None = None
+    image_name: str = "cirros"
+
+    @model_validator(mode="after")
+    def _custom_mirror_has_url(self) -> "OpenStack":
+        if self.mirror == "custom" and not self.mirror_url:
+            raise ValueError("mirror: custom needs mirror_url")
+        return self
+
+
 class Profile(Strict):
     name: str = Field(pattern=NAME_RE)
     description: str = ""
@@ -156,6 +199,9 @@ class Profile(Strict):
     ssh: Ssh = Ssh()
     stages: tuple[StageEntry, ...] = ()
     snapshots: Snapshots = Snapshots()
+    #: The guest's distribution, for the stages' platform seam.
+    platform: Literal["centos7", "debian12"] = "debian12"
+    openstack: OpenStack = OpenStack()
     #: Names of the secrets generated per lab (e.g. ``root``, ``admin``).
     secrets: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
 

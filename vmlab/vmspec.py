@@ -1,7 +1,6 @@
 """From a profile to the driver's VMSpec: names, MACs, networks and the guest's seed."""
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from vmlab.drivers.base import DiskSpec, KernelBoot, NetworkSpec, NicSpec, VMSpec
@@ -10,16 +9,6 @@ from vmlab.profile import LibvirtHypervisor, Nic, Profile, VsphereHypervisor
 
 def vm_name(lab: str) -> str:
     return f"vmlab-{lab}"
-
-
-def lab_mac(lab: str, role: str) -> str:
-    """A stable, locally administered MAC per lab and NIC role (52:54:00 is qemu's prefix)."""
-    digest = hashlib.sha256(f"{lab}/{role}".encode()).digest()
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
-
-
-def nic_mac(lab: str, nic: Nic) -> str:
-    return nic.mac or lab_mac(lab, nic.role)
 
 
 def network_spec(lab: str, nic: Nic) -> NetworkSpec:
@@ -39,7 +28,7 @@ def nic_specs(lab: str, profile: Profile) -> tuple[NicSpec, ...]:
     for nic in profile.vm.nics:
         forward = profile.ssh.port if nic.role == "provider" and nic.network == "user" else None
         specs.append(NicSpec(role=nic.role, network=network_spec(lab, nic),
-                             mac=nic_mac(lab, nic), forward_port=forward))
+                             mac=nic.mac_for(lab), forward_port=forward))
     return tuple(specs)
 
 
@@ -48,7 +37,7 @@ def static_addresses(lab: str, profile: Profile) -> list[tuple[str, str, int, st
     rows = []
     for nic in profile.vm.nics:
         if nic.address is not None:
-            rows.append((nic_mac(lab, nic), str(nic.address), nic.prefix,
+            rows.append((nic.mac_for(lab), str(nic.address), nic.prefix,
                          str(nic.gateway) if nic.gateway else None))
     return rows
 

@@ -8,7 +8,13 @@ from vmlab.profile import LoadedProfile, ScriptStage
 from vmlab.stages.base import Context, Stage, StageEnv
 
 #: Modules whose STAGES lists are the built-in stages.
-STAGE_MODULES = ("vmlab.stages.demo",)
+STAGE_MODULES = (
+    "vmlab.stages.demo",
+    "vmlab.stages.environment",
+    "vmlab.stages.infrastructure",
+    "vmlab.stages.keystone",
+    "vmlab.stages.glance",
+)
 
 
 def builtin_stages() -> dict[str, Stage]:

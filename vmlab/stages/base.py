@@ -7,11 +7,14 @@ runs over SSH, against a plan recorder, or against a test double.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import jinja2
 
-from vmlab.profile import Profile
+from vmlab.profile import OpenStack, Profile
+
+if TYPE_CHECKING:
+    from vmlab.stages.platform import Platform
 
 
 class CommandResult(Protocol):
@@ -28,6 +31,8 @@ class Context(Protocol):
             hide: bool = False) -> CommandResult: ...
 
     def put(self, content: str | bytes, path: str, mode: int = 0o644) -> None: ...
+
+    def upload(self, local_path: str, path: str, mode: int = 0o644) -> None: ...
 
     def exists(self, path: str) -> bool: ...
 
@@ -47,6 +52,7 @@ class StageEnv:
     lab: str
     profile: Profile
     secrets: Mapping[str, str] = field(default_factory=dict)
+    host_files: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def hostname(self) -> str:
@@ -59,6 +65,47 @@ class StageEnv:
         if nic.address is None:
             raise ValueError(f"the {nic.role} NIC has no static address in the profile")
         return str(nic.address)
+
+    @property
+    def nics(self) -> list[dict[str, Any]]:
+        """The VM's NICs as the templates use them (role, mac, address, prefix, ...)."""
+        return [{"role": nic.role, "mac": nic.mac_for(self.lab),
+                 "address": str(nic.address) if nic.address else None,
+                 "prefix": nic.prefix, "netmask": str(nic.subnet.netmask),
+                 "subnet": str(nic.subnet),
+                 "gateway": str(nic.gateway) if nic.gateway else None}
+                for nic in self.profile.vm.nics]
+
+    @property
+    def management_subnet(self) -> str:
+        nic = self.profile.vm.nic("management") or self.profile.vm.nic("provider")
+        assert nic is not None
+        return str(nic.subnet)
+
+    @property
+    def platform(self) -> "Platform":
+        from vmlab.stages.platform import PLATFORMS
+
+        return PLATFORMS[self.profile.platform]
+
+    @property
+    def openstack(self) -> "OpenStack":
+        return self.profile.openstack
+
+    def secret(self, name: str) -> str:
+        """A generated secret of the lab; the profile must list it under `secrets:`."""
+        try:
+            return self.secrets[name]
+        except KeyError:
+            raise KeyError(f"secret {name!r} is not generated for this lab; add it to the "
+                           "profile's `secrets:` list") from None
+
+    def host_file(self, name: str) -> str:
+        """A file vmlab prepared on the host for this stage (e.g. the Glance test image)."""
+        try:
+            return self.host_files[name]
+        except KeyError:
+            raise KeyError(f"host file {name!r} was not prepared for this stage") from None
 
     def render(self, template: str, **values: Any) -> str:
         """Render ``vmlab/templates/<template>`` with ``env`` and ``values``."""
@@ -79,3 +126,5 @@ class Stage:
     verify: StageFn = _nothing
     reboot: bool = False
     description: str = ""
+    #: Files vmlab prepares on the host before the stage runs (see vmlab.hostfiles).
+    host_files: tuple[str, ...] = ()

@@ -1,0 +1,125 @@
+"""The manual's "Environment" chapter: host preparation, networking, NTP, OpenStack packages.
+
+Each function reads like the manual section it automates; where vmlab departs from the
+manual it says so (see docs/newton-aio.md, "Errata").
+"""
+from __future__ import annotations
+
+from vmlab.stages.base import Context, Stage, StageEnv
+
+# -- prep: mirrors, updates, proxy, firewall and SELinux off, reboot -------------------------
+
+
+def prepare_host(c: Context, env: StageEnv) -> None:
+    p = env.platform
+    if env.openstack.proxy:
+        c.put(env.render("openstack/proxy.sh.j2"), "/etc/profile.d/proxy.sh")
+    if p.name == "centos7":
+        # Erratum: the manual's CentOS mirrors are gone; the vault (or the manual's aliyun
+        # mirror, or a custom one) replaces the stock mirrorlist entries.
+        c.run("mkdir -p /etc/yum.repos.d/disabled && "
+              "find /etc/yum.repos.d -maxdepth 1 -name 'CentOS-*.repo' "
+              "-exec mv -f {} /etc/yum.repos.d/disabled/ \\;")
+        c.put(env.render("openstack/centos-base.repo.j2"), "/etc/yum.repos.d/vmlab-base.repo")
+        if env.openstack.proxy:
+            c.run(f"grep -q '^proxy=' /etc/yum.conf || echo 'proxy={env.openstack.proxy}' "
+                  ">> /etc/yum.conf")
+        c.run("yum clean all")
+    else:
+        c.put(env.render("openstack/debian-sources.list.j2"), "/etc/apt/sources.list")
+        if env.openstack.proxy:
+            c.put(f'Acquire::http::Proxy "{env.openstack.proxy}";\n',
+                  "/etc/apt/apt.conf.d/80proxy")
+    if p.refresh_command:
+        c.run(p.refresh_command)
+    c.run(p.upgrade_command)
+    c.run(p.install("net-tools"))
+    if p.has_firewalld:
+        c.run("systemctl disable --now firewalld 2>/dev/null || true")
+    if p.has_selinux:
+        c.run("sed -i 's/^SELINUX=.*/SELINUX=disabled/' /etc/selinux/config")
+
+
+def verify_prepared(c: Context, env: StageEnv) -> None:
+    c.run("command -v netstat")
+    if env.platform.has_selinux:
+        c.run("test \"$(getenforce)\" = Disabled")
+    if env.platform.has_firewalld:
+        c.run("! systemctl is-active --quiet firewalld")
+
+
+# -- network: both NICs by MAC, /etc/hosts, DNS, reboot, name resolution ----------------------
+
+
+def configure_network(c: Context, env: StageEnv) -> None:
+    if env.platform.name == "centos7":
+        # The manual's eno16777736/eno33554984 names depend on the hypervisor: match by MAC.
+        for nic in env.nics:
+            c.run(f"grep -lis '^HWADDR=\"\\?{nic['mac']}' /etc/sysconfig/network-scripts/ifcfg-* "
+                  "| xargs -r rm -f")
+            c.put(env.render("openstack/ifcfg.j2", nic=nic),
+                  f"/etc/sysconfig/network-scripts/ifcfg-{nic['role']}")
+    # Debian 12 guests get both NICs configured by MAC at every boot by vmlab's image seed;
+    # verify_network checks the result the same way on both platforms.
+    c.put(env.render("openstack/hosts.j2"), "/etc/hosts")
+    c.put(env.render("openstack/resolv.conf.j2"), "/etc/resolv.conf")
+
+
+def verify_network(c: Context, env: StageEnv) -> None:
+    for nic in env.nics:
+        if nic["address"]:
+            c.run(f"ip -o -4 addr show | grep -i -q ' {nic['address']}/{nic['prefix']} '")
+            c.run(f"ip -o link | grep -i -q 'link/ether {nic['mac']} '")
+    c.run(f"getent hosts controller | grep -q '^{env.management_address} '")
+    c.run("! grep -q '^127.0.1.1' /etc/hosts")
+    if env.openstack.outside_host:
+        c.run(f"getent hosts {env.openstack.outside_host}")
+
+
+# -- ntp: chrony, allow the management subnet ---------------------------------------------
+
+
+def install_chrony(c: Context, env: StageEnv) -> None:
+    p = env.platform
+    c.run(p.install("chrony"))
+    c.put(env.render("openstack/chrony.conf.j2"), p.path("chrony.conf"))
+    c.run(p.enable_and_start("chrony"))
+
+
+def verify_chrony(c: Context, env: StageEnv) -> None:
+    c.run(f"systemctl is-active --quiet {env.platform.service('chrony')}")
+    c.run("chronyc sources")
+
+
+# -- openstack-repos: the Newton repository, upgrade, the client -----------------------------
+
+
+def install_openstack_packages(c: Context, env: StageEnv) -> None:
+    p = env.platform
+    if p.name == "centos7":
+        c.run(p.install("openstack-release"))
+        # Erratum: the release package's mirrorlists no longer resolve; point it at the vault.
+        c.run("mkdir -p /etc/yum.repos.d/disabled && "
+              "find /etc/yum.repos.d -maxdepth 1 -name 'CentOS-OpenStack-*.repo' "
+              "-exec mv -f {} /etc/yum.repos.d/disabled/ \\;")
+        c.put(env.render("openstack/centos-openstack.repo.j2"),
+              "/etc/yum.repos.d/vmlab-openstack.repo")
+        c.run("yum clean all")
+    c.run(p.upgrade_command)
+    c.run(p.install("openstack-client"))
+
+
+def verify_openstack_packages(c: Context, env: StageEnv) -> None:
+    c.run("openstack --version")
+
+
+STAGES = [
+    Stage("prep", prepare_host, verify_prepared, reboot=True,
+          description="mirror, updates, net-tools, firewall and SELinux off, reboot"),
+    Stage("network", configure_network, verify_network, reboot=True,
+          description="both NICs by MAC, /etc/hosts, DNS, reboot, name resolution"),
+    Stage("ntp", install_chrony, verify_chrony,
+          description="chrony with the profile's servers, serving the management subnet"),
+    Stage("openstack-repos", install_openstack_packages, verify_openstack_packages,
+          description="the OpenStack repository, upgrade, the openstack client"),
+]

@@ -1,0 +1,57 @@
+"""The manual's "Image service" chapter: Glance with the file store, and a test image."""
+from __future__ import annotations
+
+from vmlab.stages.base import Context, Stage, StageEnv
+from vmlab.stages.infrastructure import wait_for_port
+from vmlab.stages.keystone import ADMIN, create_database
+
+IMAGE_PATH = "/root/vmlab-test-image.img"
+
+
+def install_glance(c: Context, env: StageEnv) -> None:
+    p = env.platform
+    create_database(c, env, "glance", "glance_db")
+    c.run(ADMIN + f"openstack user create --or-show --domain default "
+          f"--password '{env.secret('glance')}' glance")
+    c.run(ADMIN + "openstack role add --project service --user glance admin")
+    c.run(ADMIN + "openstack service show image >/dev/null 2>&1 || openstack service create "
+          "--name glance --description 'OpenStack Image' image")
+    for interface in ("public", "internal", "admin"):
+        c.run(ADMIN + f"test -n \"$(openstack endpoint list --service image "
+              f"--interface {interface} --region {env.openstack.region} -f value -c ID)\" || "
+              f"openstack endpoint create --region {env.openstack.region} "
+              f"image {interface} http://controller:9292")
+    if p.name == "debian12":
+        c.run("debconf-set-selections", input=env.render("openstack/debconf-glance.j2"))
+    c.run(p.install("glance"))
+    c.put(env.render("openstack/glance-api.conf.j2"), "/etc/glance/glance-api.conf", mode=0o640)
+    c.run("chgrp glance /etc/glance/glance-api.conf")
+    if p.service("glance-registry"):
+        c.put(env.render("openstack/glance-registry.conf.j2"), "/etc/glance/glance-registry.conf",
+              mode=0o640)
+        c.run("chgrp glance /etc/glance/glance-registry.conf")
+    c.run("install -d -o glance -g glance /var/lib/glance/images")
+    c.run('su -s /bin/sh -c "glance-manage db_sync" glance')
+    c.run(p.enable_and_start("glance-api", "glance-registry"))
+    c.run(wait_for_port(None, 9292))
+    # Verify operation: the image, uploaded from the host (downloaded there once).
+    c.upload(env.host_file("image"), IMAGE_PATH)
+    name = env.openstack.image_name
+    c.run(ADMIN + f"openstack image show {name} >/dev/null 2>&1 || openstack image create "
+          f"'{name}' --file {IMAGE_PATH} --disk-format qcow2 --container-format bare --public")
+
+
+def verify_glance(c: Context, env: StageEnv) -> None:
+    name = env.openstack.image_name
+    c.run(ADMIN + f"openstack image list -f value -c Name -c Status | grep -qx '{name} active'")
+    for port in (3306, 5672, 11211, 5000, 9292):
+        c.run(wait_for_port(None, port, seconds=5))
+    if env.platform.keystone_admin_port != 5000:
+        c.run(wait_for_port(None, env.platform.keystone_admin_port, seconds=5))
+
+
+STAGES = [
+    Stage("glance", install_glance, verify_glance,
+          description="Glance: database, user, service, endpoints, file store, a public "
+                      "test image", host_files=("image",)),
+]
