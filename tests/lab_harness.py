@@ -1,0 +1,134 @@
+"""Fixtures for tests that drive real labs: a libvirt daemon, isolated vmlab dirs, the CLI.
+
+Registered from conftest.py. A daemon the harness starts is stopped by its PID at the end;
+a daemon that was already running is used and left alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VMLAB = [sys.executable, "-m", "vmlab"]
+
+
+def libvirtd_answers(uri: str = "qemu:///system") -> bool:
+    return subprocess.run(["virsh", "-c", uri, "version"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def _start_daemon(argv: list[str], pidfile: Path) -> int:
+    subprocess.run(argv + ["-d", "-p", str(pidfile)], check=True)
+    for _ in range(100):
+        if pidfile.is_file() and pidfile.read_text().strip():
+            return int(pidfile.read_text().strip())
+        time.sleep(0.1)
+    raise RuntimeError(f"{argv[0]} wrote no pid file")
+
+
+def _stop_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def libvirtd() -> Iterator[str]:
+    """qemu:///system answering: the running daemon, or one this fixture starts and stops."""
+    if libvirtd_answers():
+        yield "qemu:///system"
+        return
+    if shutil.which("libvirtd") is None or os.geteuid() != 0:
+        pytest.fail("libvirtd is not installed or not root: run `make test`, which installs it")
+    rundir = Path(tempfile.mkdtemp(prefix="vmlab-daemons-"))
+    started: list[int] = []
+    if subprocess.run(["pgrep", "-x", "virtlogd"], stdout=subprocess.DEVNULL).returncode != 0:
+        started.append(_start_daemon(["virtlogd"], rundir / "virtlogd.pid"))
+    started.append(_start_daemon(["libvirtd"], rundir / "libvirtd.pid"))
+    deadline = time.monotonic() + 60
+    while not libvirtd_answers():
+        if time.monotonic() > deadline:
+            pytest.fail("libvirtd did not answer on qemu:///system within 60s")
+        time.sleep(0.5)
+    try:
+        yield "qemu:///system"
+    finally:
+        for pid in reversed(started):
+            _stop_pid(pid)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def test_cache_dir(tmp_path_factory) -> Path:
+    """Where guest images are cached: kept between runs when VMLAB_TEST_CACHE is set."""
+    given = os.environ.get("VMLAB_TEST_CACHE")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.getbasetemp() / "cache"
+
+
+test_cache_dir.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="module")
+def vmlab_home(tmp_path_factory) -> dict[str, str]:
+    """Environment for vmlab subprocesses: private state and config, the shared image cache."""
+    home = tmp_path_factory.mktemp("vmlab-home")
+    return {**os.environ,
+            "XDG_STATE_HOME": str(home / "state"),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "XDG_CACHE_HOME": str(test_cache_dir(tmp_path_factory) / "xdg"),
+            "PYTHONPATH": str(REPO)}
+
+
+class Vmlab:
+    """Runs the real CLI in a subprocess, as an operator (or a cron job) would."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, *args: str, expect: int | None = 0,
+                 timeout: float = 1800) -> subprocess.CompletedProcess:
+        result = subprocess.run(VMLAB + list(args), env=self.env, capture_output=True,
+                                text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if expect is not None and result.returncode != expect:
+            raise AssertionError(
+                f"vmlab {' '.join(args)} exited {result.returncode}, expected {expect}\n"
+                f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}")
+        return result
+
+    def json(self, *args: str) -> object:
+        return json.loads(self(*args, "--json").stdout)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.env["XDG_STATE_HOME"]) / "vmlab"
+
+
+@pytest.fixture(scope="module")
+def vmlab(vmlab_home) -> Vmlab:
+    return Vmlab(vmlab_home)
+
+
+def virsh(*args: str, uri: str = "qemu:///system") -> str:
+    return subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True,
+                          check=True).stdout
