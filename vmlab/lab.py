@@ -82,8 +82,17 @@ class Lab:
     def save(self) -> None:
         self.files.save(self.state)
 
-    def stage_env(self) -> StageEnv:
-        return StageEnv(lab=self.name, profile=self.loaded.profile, secrets=self.secrets)
+    def stage_env(self, stage: Stage | None = None) -> StageEnv:
+        host_files: dict[str, str] = {}
+        if stage is not None and stage.host_files:
+            from vmlab import hostfiles
+
+            with self.progress.waiting(f"preparing {', '.join(stage.host_files)} on the host") \
+                    as update:
+                host_files = hostfiles.prepare(stage.host_files, self.loaded.profile,
+                                               paths.cache_dir(), update)
+        return StageEnv(lab=self.name, profile=self.loaded.profile, secrets=self.secrets,
+                        host_files=host_files)
 
     # -- SSH ---------------------------------------------------------------------------
     def target(self, ref: VMRef):
@@ -159,8 +168,8 @@ class Lab:
         record.log, record.error, record.duration = str(log_path), None, None
         self.save()
         started = time.monotonic()
-        env = self.stage_env()
         try:
+            env = self.stage_env(stage)
             with self.progress.waiting(f"stage {stage.name}: install"):
                 with self.session(ref, log_path) as c:
                     stage.install(c, env)
@@ -171,7 +180,7 @@ class Lab:
             with self.progress.waiting(f"stage {stage.name}: verify"):
                 with self.session(ref, log_path) as c:
                     stage.verify(c, env)
-        except (RemoteCommandFailed, InfrastructureError) as exc:
+        except VmlabError as exc:
             record.status, record.error = "failed", exc.message
             record.finished, record.duration = now(), round(time.monotonic() - started, 1)
             self.save()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import jinja2
 
+from vmlab.errors import ProfileError, UsageError
 from vmlab.profile import OpenStack, Profile
 
 if TYPE_CHECKING:
@@ -97,15 +98,17 @@ class StageEnv:
         try:
             return self.secrets[name]
         except KeyError:
-            raise KeyError(f"secret {name!r} is not generated for this lab; add it to the "
-                           "profile's `secrets:` list") from None
+            raise ProfileError(f"the stages need a secret {name!r} that the profile does not "
+                               "generate", hint=f"add {name!r} to the profile's `secrets:` "
+                               "list") from None
 
     def host_file(self, name: str) -> str:
         """A file vmlab prepared on the host for this stage (e.g. the Glance test image)."""
         try:
             return self.host_files[name]
         except KeyError:
-            raise KeyError(f"host file {name!r} was not prepared for this stage") from None
+            raise UsageError(f"host file {name!r} was not prepared for this stage",
+                             hint="declare it in the Stage's host_files") from None
 
     def render(self, template: str, **values: Any) -> str:
         """Render ``vmlab/templates/<template>`` with ``env`` and ``values``."""
