@@ -1,0 +1,322 @@
+"""SSH into the guest: one Fabric connection per stage and a fast, exact command runner.
+
+Fabric's ``Connection.run`` opens a new exec channel per command (about 100 ms each to a
+guest). A stage runs hundreds of commands, so a Session keeps ONE ``bash`` open on one
+channel and feeds it commands; each command is followed by a random marker carrying its
+exit status, on stdout and on stderr, so outputs and exit codes stay exact (about a
+millisecond per command). Each command runs in a subshell with its own stdin, so ``exit``,
+``cd`` or ``set -e`` inside it cannot disturb the shell or the stream of commands.
+
+Every command, its exit code, duration and output go to the stage's log file, with every
+secret value redacted (in exception messages too). This runner is the one place where a
+failed command is detected: ``check=True`` raises RemoteCommandFailed.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import select
+import shlex
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import paramiko
+from fabric import Config, Connection
+
+from vmlab.errors import InfrastructureError, RemoteCommandFailed, WaitTimeout
+
+log = logging.getLogger("vmlab.remote")
+MASK = "********"
+TAIL_LINES = 20
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value replaced by a mask (longest secrets first)."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the guest's sshd answers."""
+
+    host: str
+    port: int
+    user: str
+    key_file: Path
+    known_hosts: Path
+    #: ssh jump host (user, host, port, keyfile or None), when the guest is not reachable
+    #: from here directly (a remote hypervisor's forwarded port).
+    jump: tuple[str, str, int, str | None] | None = None
+
+    def describe(self) -> str:
+        via = f" via {self.jump[0]}@{self.jump[1]}:{self.jump[2]}" if self.jump else ""
+        return f"{self.user}@{self.host}:{self.port}{via}"
+
+
+@dataclass(frozen=True)
+class Result:
+    command: str  # as logged: secrets redacted
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+
+
+class _PinFirstKey(paramiko.MissingHostKeyPolicy):
+    """Record a host's key on first contact; paramiko itself refuses a changed key later."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        client.save_host_keys(str(self.known_hosts))
+
+
+def _connection(host: str, port: int, user: str, key_file: str | None, known_hosts: Path,
+                timeout: float, gateway: Connection | None = None) -> Connection:
+    config = Config(overrides={"load_ssh_configs": False})
+    kwargs: dict = {"look_for_keys": False, "allow_agent": False, "banner_timeout": timeout,
+                    "auth_timeout": timeout}
+    if key_file:
+        kwargs["key_filename"] = str(key_file)
+    conn = Connection(host, user=user, port=port, config=config, connect_kwargs=kwargs,
+                      connect_timeout=int(max(timeout, 1)), gateway=gateway)
+    if known_hosts.is_file():
+        conn.client.load_host_keys(str(known_hosts))
+    conn.client.set_missing_host_key_policy(_PinFirstKey(known_hosts))
+    return conn
+
+
+def _open_connection(target: Target, timeout: float) -> Connection:
+    gateway = None
+    if target.jump:
+        user, host, port, key = target.jump
+        gateway = _connection(host, port, user, key or str(target.key_file), target.known_hosts,
+                              timeout)
+    conn = _connection(target.host, target.port, target.user, str(target.key_file),
+                       target.known_hosts, timeout, gateway)
+    try:
+        conn.open()
+    except paramiko.BadHostKeyException as exc:
+        conn.close()
+        raise InfrastructureError(
+            f"the SSH host key of {target.describe()} has changed: refusing to connect",
+            hint=f"if the lab's VM was recreated, remove its entry from {target.known_hosts}; "
+                 "otherwise something else answers on that address") from exc
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        conn.close()
+        raise InfrastructureError(f"cannot connect to {target.describe()}: {exc}",
+                                  hint="is the VM running? see `vmlab status`") from exc
+    return conn
+
+
+class Session:
+    """One SSH connection and one persistent shell; use as a context manager."""
+
+    def __init__(self, conn: Connection, target: Target, log_path: Path | None,
+                 secrets: Iterable[str]) -> None:
+        self.conn = conn
+        self.target = target
+        self.secrets = [s for s in secrets if s]
+        self._log = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._log = os.fdopen(fd, "a", encoding="utf-8")
+            self._write_log(f"# session {target.describe()}")
+        transport = conn.client.get_transport()
+        assert transport is not None
+        self._channel = transport.open_session()
+        self._channel.exec_command("exec bash --noprofile --norc")
+        self._fileno = self._channel.fileno()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- commands -------------------------------------------------------------------------
+    def run(self, command: str, *, check: bool = True, env: Mapping[str, str] | None = None,
+            input: str | None = None, timeout: float | None = None,
+            hide: bool = False) -> Result:
+        """Run ``command`` with bash in the guest.
+
+        ``hide``: log only the command and its exit code (for output that holds secrets).
+        On a timeout the session is closed: the command may still be running in the guest.
+        """
+        shown = redact(command, self.secrets)
+        self._write_log(f"$ {shown}")
+        marker = uuid.uuid4().hex
+        script = self._script(command, env, input, marker)
+        started = time.monotonic()
+        try:
+            self._channel.sendall(script.encode())
+            stdout, stderr, code = self._collect(marker, timeout, shown)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise InfrastructureError(
+                f"the SSH connection to {self.target.describe()} was lost while running: "
+                f"{shown} ({exc})",
+                hint="the guest may have rebooted or stopped; see `vmlab status`") from exc
+        duration = time.monotonic() - started
+        result = Result(shown, code, stdout, stderr, duration)
+        self._log_result(result, hide)
+        if check and code != 0:
+            raise RemoteCommandFailed(shown, code, self._tail(stdout), self._tail(stderr))
+        return result
+
+    def _script(self, command: str, env: Mapping[str, str] | None, input: str | None,
+                marker: str) -> str:
+        encoded = base64.b64encode(command.encode()).decode()
+        exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
+        body = f'( {exports}eval "$(printf %s {encoded} | base64 -d)" )'
+        if input is None:
+            body += " </dev/null"
+        else:
+            data = base64.b64encode(input.encode()).decode()
+            body = f"printf %s {data} | base64 -d | {body}"
+        return (f"{body}; __vmlab_rc=$?; printf '\\n{marker} %d\\n' $__vmlab_rc; "
+                f"printf '\\n{marker}\\n' >&2\n")
+
+    def _collect(self, marker: str, timeout: float | None, shown: str) -> tuple[str, str, int]:
+        out, err = bytearray(), bytearray()
+        out_end, err_end = f"\n{marker} ".encode(), f"\n{marker}\n".encode()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            while self._channel.recv_ready():
+                out += self._channel.recv(1 << 16)
+            while self._channel.recv_stderr_ready():
+                err += self._channel.recv_stderr(1 << 16)
+            at = out.find(out_end)
+            if at >= 0 and out.endswith(b"\n") and err.endswith(err_end):
+                code = int(out[at + len(out_end):].strip())
+                return (out[:at].decode("utf-8", "replace"),
+                        err[:-len(err_end)].decode("utf-8", "replace"), code)
+            if self._channel.closed or self._channel.exit_status_ready() \
+                    or self._channel.eof_received:
+                raise EOFError("the remote shell ended")
+            wait = 1.0
+            if deadline is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    self.close()
+                    raise WaitTimeout(f"command did not finish within {timeout:.0f}s: {shown}",
+                                      hint="the command may still run in the guest; the "
+                                           "stage's SSH session was closed")
+                wait = min(wait, 1.0)
+            select.select([self._fileno], [], [], wait)
+
+    # -- files ----------------------------------------------------------------------------
+    def put(self, content: str | bytes, path: str, mode: int = 0o644) -> None:
+        """Write a file in the guest atomically (a temporary name, then mv)."""
+        data = content.encode() if isinstance(content, str) else content
+        self._put_stream(io.BytesIO(data), path, mode, f"wrote {path} ({len(data)} bytes)")
+
+    def upload(self, local_path: str, path: str, mode: int = 0o644) -> None:
+        """Copy a local file into the guest atomically."""
+        size = Path(local_path).stat().st_size
+        with open(local_path, "rb") as handle:
+            self._put_stream(handle, path, mode, f"uploaded {local_path} to {path} ({size} bytes)")
+
+    def _put_stream(self, stream, path: str, mode: int, what: str) -> None:
+        temporary = f"{path}.vmlab-{uuid.uuid4().hex[:8]}"
+        try:
+            self.conn.put(stream, remote=temporary)
+        except (OSError, paramiko.SSHException) as exc:
+            raise InfrastructureError(f"cannot write {path} in the guest: {exc}",
+                                      hint="is the directory there and the disk not full?") \
+                from exc
+        self._write_log(f"# {what}, mode {mode:04o}")
+        self.run(f"chmod {mode:o} {shlex.quote(temporary)} && "
+                 f"mv -f {shlex.quote(temporary)} {shlex.quote(path)}", hide=True)
+
+    def get(self, path: str) -> bytes:
+        buffer = io.BytesIO()
+        try:
+            self.conn.get(path, local=buffer)
+        except (OSError, paramiko.SSHException) as exc:
+            raise InfrastructureError(f"cannot read {path} in the guest: {exc}") from exc
+        return buffer.getvalue()
+
+    def exists(self, path: str) -> bool:
+        return self.run(f"test -e {shlex.quote(path)}", check=False).exit_code == 0
+
+    def close(self) -> None:
+        try:
+            self._channel.close()
+        except Exception:  # noqa: BLE001 - closing a broken channel must not raise
+            pass
+        self.conn.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # -- logging --------------------------------------------------------------------------
+    def _write_log(self, line: str) -> None:
+        if self._log is not None:
+            stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+            self._log.write(f"[{stamp}] {redact(line, self.secrets)}\n")
+            self._log.flush()
+
+    def _log_result(self, result: Result, hide: bool) -> None:
+        if self._log is None:
+            return
+        if not hide:
+            for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+                if text:
+                    body = redact(text, self.secrets).rstrip("\n").replace("\n", "\n    ")
+                    self._log.write(f"  {name}:\n    {body}\n")
+        self._write_log(f"exit {result.exit_code} ({result.duration:.2f}s)")
+
+    def _tail(self, text: str) -> str:
+        return redact("\n".join(text.rstrip("\n").splitlines()[-TAIL_LINES:]), self.secrets)
+
+
+def open_session(target: Target, *, log_path: Path | None = None, secrets: Iterable[str] = (),
+                 connect_timeout: float = 15) -> Session:
+    conn = _open_connection(target, connect_timeout)
+    try:
+        return Session(conn, target, log_path, secrets)
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        conn.close()
+        raise InfrastructureError(f"cannot start a shell on {target.describe()}: {exc}") from exc
+
+
+def wait_for_ssh(target: Target, *, timeout: float,
+                 progress: Callable[[str], None] = lambda _: None) -> None:
+    """Retry until the guest's sshd accepts the lab's key and runs a command."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    last_error = "nothing answered"
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
+        try:
+            with open_session(target, connect_timeout=min(10, timeout)) as session:
+                session.run("true")
+            return
+        except InfrastructureError as exc:
+            if "host key" in exc.message and "changed" in exc.message:
+                raise
+            last_error = str(exc.__cause__ or exc)
+        except (socket.timeout, paramiko.SSHException, OSError, EOFError) as exc:
+            last_error = str(exc)
+        progress(f"attempt {attempt}, {time.monotonic() - started:.0f}s")
+        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+    raise WaitTimeout(f"SSH on {target.describe()} did not answer within {timeout:.0f}s "
+                      f"(last error: {last_error})",
+                      hint="the guest may still be booting or failed to boot: read its "
+                           "console log (`vmlab status` shows where)")
