@@ -210,7 +210,7 @@ def snapshots(lab: str | None, as_json: bool) -> None:
 def status(lab: str | None, as_json: bool) -> None:
     """Show the lab: VM power state, acceleration, SSH, stages and snapshots.
 
-    Without --lab and with several labs, lists them all.
+    Without --lab, shows every lab (--json: a list).
 
     \b
     Examples:

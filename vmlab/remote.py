@@ -33,6 +33,8 @@ from fabric import Config, Connection
 from vmlab.errors import InfrastructureError, RemoteCommandFailed, WaitTimeout
 
 log = logging.getLogger("vmlab.remote")
+# paramiko logs every failed connection attempt with a traceback; vmlab reports them itself.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 MASK = "********"
 TAIL_LINES = 20
 

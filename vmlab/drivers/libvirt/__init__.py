@@ -1,0 +1,438 @@
+"""The libvirt driver: qemu/KVM domains with internal qcow2 snapshots.
+
+Every domain vmlab creates carries a ``<metadata>`` element naming its lab and listing the
+volumes and networks made for it; a domain without it is never started, stopped,
+snapshotted or destroyed.
+"""
+from __future__ import annotations
+
+import random
+import socket
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import libvirt
+
+from vmlab.drivers.base import (Driver, Endpoint, OwnedObject, PowerState, ProgressFn, Snapshot,
+                                VMRef, VMSpec, _quiet)
+from vmlab.drivers.libvirt import storage
+from vmlab.drivers.libvirt.xml import (VMLAB_NS, BootFiles, Ownership, domain_xml,
+                                       network_xml)
+from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned, SnapshotExists,
+                          VmlabError)
+
+GIB = 1 << 30
+PORT_RETRIES = 5
+SERIAL_LOG_DIR = "/var/log/libvirt/qemu"
+
+_STATES = {
+    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTOFF,
+    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.PAUSED,
+}
+_SNAPSHOT_STATES = {"running": PowerState.RUNNING, "shutoff": PowerState.SHUTOFF,
+                    "paused": PowerState.PAUSED}
+
+
+def _ignore_libvirt_errors(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; vmlab reports them itself."""
+
+
+libvirt.registerErrorHandler(_ignore_libvirt_errors, None)
+
+
+def _message(exc: libvirt.libvirtError) -> str:
+    return exc.get_error_message() or str(exc)
+
+
+class LibvirtDriver(Driver):
+    kind = "libvirt"
+
+    def __init__(self, uri: str = "qemu:///system", pool: str = "vmlab",
+                 pool_path: str | None = None) -> None:
+        self.uri = uri
+        self.pool_name = pool
+        self.pool_path = pool_path
+        try:
+            self.conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise InfrastructureError(
+                f"cannot connect to libvirt at {uri}: {_message(exc)}",
+                hint="is libvirtd running? start it with `libvirtd -d` (and `virtlogd -d`)") \
+                from exc
+        self._accel: str | None = None
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except libvirt.libvirtError:
+            pass
+
+    # -- helpers --------------------------------------------------------------------------
+    @property
+    def remote_host(self) -> str | None:
+        host = urlparse(self.uri).hostname
+        return host if host and host not in ("", "localhost") else None
+
+    def _domain(self, ref: VMRef, *, owned: bool = True) -> libvirt.virDomain:
+        try:
+            domain = self.conn.lookupByName(ref.name)
+        except libvirt.libvirtError as exc:
+            raise NotFound(f"VM {ref.name!r} does not exist on {self.uri}") from exc
+        if owned and self._owner(domain) is None:
+            raise NotOwned(f"VM {ref.name!r} carries no vmlab ownership tag: not touching it",
+                           hint="vmlab only acts on VMs it created")
+        return domain
+
+    @staticmethod
+    def _owner(domain: libvirt.virDomain) -> Ownership | None:
+        try:
+            text = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, VMLAB_NS, 0)
+        except libvirt.libvirtError:
+            return None
+        return Ownership.from_xml(text)
+
+    def _set_owner(self, domain: libvirt.virDomain, owner: Ownership) -> None:
+        domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, owner.to_xml(), "vmlab",
+                           VMLAB_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+    def _ref(self, domain: libvirt.virDomain) -> VMRef:
+        owner = self._owner(domain)
+        return VMRef(self.kind, domain.name(), domain.UUIDString(), owner.lab if owner else None)
+
+    def _call(self, what: str, fn, *args):
+        try:
+            return fn(*args)
+        except libvirt.libvirtError as exc:
+            raise DriverError(f"{what} failed: {_message(exc)}") from exc
+
+    # -- acceleration ----------------------------------------------------------------------
+    def acceleration(self) -> str:
+        """'kvm' only when libvirt offers it AND the host CPU has hardware virtualisation.
+
+        A software-emulated KVM (a nested "PVM" host without vmx/svm) is advertised by
+        libvirt but fails in a Linux guest's early boot with an emulation error.
+        """
+        if self._accel is None:
+            caps = ET.fromstring(self.conn.getCapabilities())
+            offers_kvm = any(domain.get("type") == "kvm"
+                             for arch in caps.findall("./guest/arch")
+                             if arch.get("name") == "x86_64"
+                             for domain in arch.findall("domain"))
+            features = {f.get("name") for f in caps.findall("./host/cpu/feature")}
+            self._accel = "kvm" if offers_kvm and features & {"vmx", "svm"} else "tcg"
+        return self._accel
+
+    def _domain_type(self, spec: VMSpec) -> str:
+        accel = self.acceleration() if spec.accel == "auto" else spec.accel
+        return "kvm" if accel == "kvm" else "qemu"
+
+    # -- create ---------------------------------------------------------------------------
+    def create(self, spec: VMSpec, progress: ProgressFn = _quiet) -> VMRef:
+        if self._lookup(spec.name) is not None:
+            raise DriverError(f"a VM named {spec.name!r} already exists on {self.uri}")
+        made_volumes: list[libvirt.virStorageVol] = []
+        made_networks: list[libvirt.virNetwork] = []
+        try:
+            pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
+            owner = Ownership(lab=spec.lab, created=datetime.now(timezone.utc).isoformat(
+                timespec="seconds"), serial_log=f"{SERIAL_LOG_DIR}/{spec.name}-serial.log")
+            base = None
+            if spec.disk.image is not None:
+                base = storage.ensure_base_volume(self.conn, pool, spec.disk.image,
+                                                  spec.disk.image_key or spec.name, progress)
+            disk = storage.create_volume(self.conn, pool, f"{spec.name}-disk.qcow2",
+                                         spec.disk.size_gib * GIB, "qcow2", backing=base)
+            made_volumes.append(disk)
+            boot = None
+            if spec.boot is not None:
+                kernel = storage.create_volume(
+                    self.conn, pool, f"{spec.name}-vmlinuz", spec.boot.kernel.stat().st_size,
+                    "raw", source=spec.boot.kernel, progress=progress)
+                made_volumes.append(kernel)
+                initrd = storage.create_volume(
+                    self.conn, pool, f"{spec.name}-initrd", spec.boot.initrd.stat().st_size,
+                    "raw", source=spec.boot.initrd, progress=progress)
+                made_volumes.append(initrd)
+                boot = BootFiles(kernel.path(), initrd.path(), spec.boot.cmdline)
+            cdroms = []
+            for index, iso in enumerate(spec.cdroms):
+                if not Path(iso).is_file():
+                    raise DriverError(f"CD-ROM image {iso} does not exist")
+                volume = storage.create_volume(
+                    self.conn, pool, f"{spec.name}-cdrom{index}.iso", Path(iso).stat().st_size,
+                    "raw", source=Path(iso), progress=progress)
+                made_volumes.append(volume)
+                cdroms.append(volume.name())
+            for nic in spec.nics:
+                if nic.role == "provider":
+                    owner.provider_mac = nic.mac
+                if nic.network.kind in ("nat", "isolated"):
+                    network = self._ensure_network(nic.network)
+                    if network is not None:
+                        made_networks.append(network)
+                        owner.networks.append(network.name())
+                elif nic.forward_port is not None:
+                    owner.forwards[nic.forward_port] = self._pick_port()
+            owner.volumes = [v.name() for v in made_volumes]
+            xml = domain_xml(spec, domain_type=self._domain_type(spec), pool=self.pool_name,
+                             disk_volume=disk.name(), cdrom_volumes=cdroms, boot=boot,
+                             owner=owner)
+            domain = self._call(f"defining VM {spec.name}", self.conn.defineXML, xml)
+            return self._ref(domain)
+        except BaseException:
+            for volume in reversed(made_volumes):
+                storage.delete_volume(volume)
+            for network in made_networks:
+                self._remove_network(network)
+            raise
+
+    def _lookup(self, name: str) -> libvirt.virDomain | None:
+        try:
+            return self.conn.lookupByName(name)
+        except libvirt.libvirtError:
+            return None
+
+    def _ensure_network(self, spec) -> libvirt.virNetwork | None:
+        """Define and start the network if missing; return it only when made here."""
+        try:
+            self.conn.networkLookupByName(spec.name)
+            return None
+        except libvirt.libvirtError:
+            pass
+        xml = network_xml(spec.name, spec.kind, spec.subnet, spec.host_address, spec.dhcp)
+        network = self._call(f"defining network {spec.name}", self.conn.networkDefineXML, xml)
+        try:
+            network.create()
+            network.setAutostart(1)
+        except libvirt.libvirtError as exc:
+            self._remove_network(network)
+            raise DriverError(f"starting network {spec.name} failed: {_message(exc)}") from exc
+        return network
+
+    @staticmethod
+    def _remove_network(network: libvirt.virNetwork) -> None:
+        try:
+            if network.isActive():
+                network.destroy()
+            network.undefine()
+        except libvirt.libvirtError:
+            pass
+
+    def _pick_port(self) -> int:
+        """A free port on the hypervisor host's 127.0.0.1 for a user NIC's forward."""
+        if self.remote_host is None:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                return sock.getsockname()[1]
+        return random.randint(20000, 60000)  # checked when the domain starts
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self, ref: VMRef) -> None:
+        domain = self._domain(ref)
+        if domain.isActive():
+            return
+        for attempt in range(PORT_RETRIES):
+            try:
+                domain.create()
+                return
+            except libvirt.libvirtError as exc:
+                message = _message(exc)
+                if "host forwarding" not in message or attempt == PORT_RETRIES - 1:
+                    raise DriverError(f"starting VM {ref.name} failed: {message}",
+                                      hint="read the VM's log under /var/log/libvirt/qemu/") \
+                        from exc
+                domain = self._move_forwards(domain)
+
+    def _move_forwards(self, domain: libvirt.virDomain) -> libvirt.virDomain:
+        """The forwarded port was taken: pick others and redefine the domain."""
+        owner = self._owner(domain)
+        assert owner is not None
+        xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        for guest, old in list(owner.forwards.items()):
+            new = self._pick_port()
+            xml = xml.replace(f"hostfwd=tcp:127.0.0.1:{old}-:{guest}",
+                              f"hostfwd=tcp:127.0.0.1:{new}-:{guest}")
+            owner.forwards[guest] = new
+        domain = self.conn.defineXML(xml)
+        self._set_owner(domain, owner)
+        return domain
+
+    def stop(self, ref: VMRef, hard: bool = False, timeout: float = 120.0) -> None:
+        domain = self._domain(ref)
+        if not domain.isActive():
+            return
+        if hard:
+            self._call(f"stopping VM {ref.name}", domain.destroy)
+            return
+        self._call(f"shutting down VM {ref.name}", domain.shutdown)
+        self.wait_for_state(ref, PowerState.SHUTOFF, timeout)
+
+    def state(self, ref: VMRef) -> PowerState:
+        domain = self._domain(ref, owned=False)
+        return _STATES.get(domain.state()[0], PowerState.OTHER)
+
+    def find(self, name: str) -> VMRef | None:
+        domain = self._lookup(name)
+        return self._ref(domain) if domain is not None else None
+
+    def destroy(self, ref: VMRef) -> None:
+        domain = self._domain(ref)
+        owner = self._owner(domain)
+        assert owner is not None
+        if domain.isActive():
+            self._call(f"stopping VM {ref.name}", domain.destroy)
+        flags = (libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                 | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        self._call(f"removing VM {ref.name}", domain.undefineFlags, flags)
+        pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
+        for name in owner.volumes:
+            volume = storage.find_volume(pool, name)
+            if volume is not None:
+                storage.delete_volume(volume)
+        for name in owner.networks:
+            if not self._network_in_use(name):
+                try:
+                    self._remove_network(self.conn.networkLookupByName(name))
+                except libvirt.libvirtError:
+                    pass
+
+    def _network_in_use(self, name: str) -> bool:
+        for domain in self.conn.listAllDomains(0):
+            root = ET.fromstring(domain.XMLDesc(0))
+            if any(s.get("network") == name for s in root.findall("./devices/interface/source")):
+                return True
+        return False
+
+    def list_owned(self) -> list[OwnedObject]:
+        owned: list[OwnedObject] = []
+        for domain in self.conn.listAllDomains(0):
+            owner = self._owner(domain)
+            if owner is None:
+                continue
+            created = datetime.fromisoformat(owner.created) if owner.created else None
+            owned.append(OwnedObject("vm", domain.name(), owner.lab, created))
+            owned += [OwnedObject("volume", v, owner.lab, created) for v in owner.volumes]
+            owned += [OwnedObject("network", n, owner.lab, created) for n in owner.networks]
+        return owned
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def snapshot_create(self, ref: VMRef, name: str, description: str = "",
+                        live: bool = False) -> Snapshot:
+        domain = self._domain(ref)
+        if self._snapshot(domain, name) is not None:
+            raise SnapshotExists(f"VM {ref.name!r} already has a snapshot named {name!r}",
+                                 hint="snapshot names are unique per VM")
+        if live and not domain.isActive():
+            raise DriverError(f"a live snapshot needs VM {ref.name} running")
+        if not live and domain.isActive():
+            raise DriverError(f"an offline snapshot needs VM {ref.name} shut off",
+                              hint="stop it first")
+        root = ET.Element("domainsnapshot")
+        ET.SubElement(root, "name").text = name
+        ET.SubElement(root, "description").text = description
+        self._call(f"taking snapshot {name!r} of {ref.name}", domain.snapshotCreateXML,
+                   ET.tostring(root, encoding="unicode"), 0)
+        return next(s for s in self.snapshot_list(ref) if s.name == name)
+
+    @staticmethod
+    def _snapshot(domain: libvirt.virDomain, name: str) -> libvirt.virDomainSnapshot | None:
+        try:
+            return domain.snapshotLookupByName(name, 0)
+        except libvirt.libvirtError:
+            return None
+
+    def snapshot_list(self, ref: VMRef) -> list[Snapshot]:
+        domain = self._domain(ref)
+        snapshots: list[Snapshot] = []
+        for snap in domain.listAllSnapshots(0):
+            root = ET.fromstring(snap.getXMLDesc(0))
+            parent = root.findtext("./parent/name")
+            snapshots.append(Snapshot(
+                name=root.findtext("name", ""), parent=parent,
+                created=datetime.fromtimestamp(int(root.findtext("creationTime", "0")),
+                                               timezone.utc),
+                state=_SNAPSHOT_STATES.get(root.findtext("state", ""), PowerState.OTHER),
+                description=root.findtext("description", "") or "",
+                current=bool(snap.isCurrent(0))))
+        return _parents_first(snapshots)
+
+    def snapshot_revert(self, ref: VMRef, name: str) -> None:
+        domain = self._domain(ref)
+        snap = self._snapshot(domain, name)
+        if snap is None:
+            raise NotFound(f"VM {ref.name!r} has no snapshot {name!r}")
+        self._call(f"reverting {ref.name} to snapshot {name!r}", domain.revertToSnapshot, snap, 0)
+
+    def snapshot_delete(self, ref: VMRef, name: str, children: bool = False) -> None:
+        domain = self._domain(ref)
+        snap = self._snapshot(domain, name)
+        if snap is None:
+            raise NotFound(f"VM {ref.name!r} has no snapshot {name!r}")
+        flags = libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0
+        self._call(f"deleting snapshot {name!r} of {ref.name}", snap.delete, flags)
+
+    # -- guest access --------------------------------------------------------------------------
+    def interface_addresses(self, ref: VMRef) -> dict[str, list[str]]:
+        domain = self._domain(ref)
+        found: dict[str, list[str]] = {}
+        for source in (libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+                       libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+                       libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP):
+            try:
+                interfaces = domain.interfaceAddresses(source, 0)
+            except libvirt.libvirtError:
+                continue
+            for info in interfaces.values():
+                mac = (info.get("hwaddr") or "").lower()
+                for addr in info.get("addrs") or []:
+                    if addr.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                        found.setdefault(mac, [])
+                        if addr["addr"] not in found[mac]:
+                            found[mac].append(addr["addr"])
+        return found
+
+    def ssh_endpoint(self, ref: VMRef, port: int = 22) -> Endpoint:
+        domain = self._domain(ref)
+        owner = self._owner(domain)
+        assert owner is not None
+        if port in owner.forwards:
+            return Endpoint("127.0.0.1", owner.forwards[port], jump=self._jump())
+        addresses = self.interface_addresses(ref).get(owner.provider_mac.lower(), [])
+        if not addresses:
+            raise InfrastructureError(f"VM {ref.name!r} reports no address yet",
+                                      hint="it may still be booting")
+        return Endpoint(addresses[0], port, jump=self._jump())
+
+    def _jump(self) -> tuple[str, str, int, str | None] | None:
+        """The hypervisor host as an SSH jump host, for a qemu+ssh:// URI."""
+        parsed = urlparse(self.uri)
+        if self.remote_host is None or "ssh" not in parsed.scheme:
+            return None
+        keyfile = parse_qs(parsed.query).get("keyfile", [None])[0]
+        return (parsed.username or "root", self.remote_host, parsed.port or 22, keyfile)
+
+    def console_log_path(self, ref: VMRef) -> str | None:
+        owner = self._owner(self._domain(ref))
+        return owner.serial_log if owner and owner.serial_log else None
+
+
+def _parents_first(snapshots: list[Snapshot]) -> list[Snapshot]:
+    by_parent: dict[str | None, list[Snapshot]] = {}
+    names = {s.name for s in snapshots}
+    for snap in sorted(snapshots, key=lambda s: (s.created, s.name)):
+        by_parent.setdefault(snap.parent if snap.parent in names else None, []).append(snap)
+    ordered: list[Snapshot] = []
+    stack = list(reversed(by_parent.get(None, [])))
+    while stack:
+        snap = stack.pop()
+        ordered.append(snap)
+        stack.extend(reversed(by_parent.get(snap.name, [])))
+    return ordered
+
+
+__all__ = ["LibvirtDriver", "VmlabError"]
