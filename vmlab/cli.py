@@ -286,12 +286,19 @@ def _ssh_args(lab: str | None) -> tuple[list[str], dict[str, Any]]:
         target = lab_obj.target(lab_obj.ref())
     args = ["ssh", "-i", str(target.key_file), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={target.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-            "-p", str(target.port)]
+            "-o", "BatchMode=yes", "-p", str(target.port)]
     if target.jump:
-        user, host, port, _key = target.jump
-        args += ["-J", f"{user}@{host}:{port}"]
+        args += ["-o", f"ProxyCommand={_proxy_command(target)}"]
     args.append(f"{target.user}@{target.host}")
     return args, {"target": target}
+
+
+def _proxy_command(target: Any) -> str:
+    """ssh through the hypervisor host; unlike -J, this passes the jump host's key."""
+    user, host, port, key = target.jump
+    return (f"ssh -i {key or target.key_file} -o IdentitiesOnly=yes -o BatchMode=yes "
+            f"-o UserKnownHostsFile={target.known_hosts} -o StrictHostKeyChecking=yes "
+            f"-p {port} -W %h:%p {user}@{host}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -327,8 +334,7 @@ def ssh_config(lab: str | None) -> None:
              f"  User {target.user}", f"  IdentityFile {target.key_file}", "  IdentitiesOnly yes",
              f"  UserKnownHostsFile {target.known_hosts}", "  StrictHostKeyChecking yes"]
     if target.jump:
-        user, host, port, _key = target.jump
-        lines.append(f"  ProxyJump {user}@{host}:{port}")
+        lines.append(f"  ProxyCommand {_proxy_command(target)}")
     click.echo("\n".join(lines))
 
 

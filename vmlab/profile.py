@@ -365,7 +365,8 @@ def load_profile(name_or_path: str) -> LoadedProfile:
     try:
         profile = Profile.model_validate(merged)
     except ValidationError as exc:
-        problems = [_describe(error, chain) for error in exc.errors()]
+        problems = [_describe(error, chain) for error in exc.errors()
+                    if not _wrong_union_branch(error)]
         raise ProfileError(
             f"profile {path} is not valid ({len(problems)} problem"
             f"{'s' if len(problems) != 1 else ''})",
@@ -394,6 +395,12 @@ def _describe(error: dict[str, Any], chain: list[tuple[Path, dict[str, Any]]]) -
     if error["type"] not in ("missing", "extra_forbidden") and not isinstance(given, (dict, list)):
         message += f" (given: {given!r})"
     return f"{source}: {key}: {message}"
+
+
+def _wrong_union_branch(error: dict[str, Any]) -> bool:
+    """A stage given as a mapping is a script stage: drop the 'should be a string' noise."""
+    return (isinstance(error.get("input"), dict)
+            and any(part in ("str", "constrained-str") for part in error["loc"]))
 
 
 def _format_loc(loc: list[Any]) -> str:

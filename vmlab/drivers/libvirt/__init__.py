@@ -287,7 +287,7 @@ class LibvirtDriver(Driver):
         if domain.isActive():
             self._call(f"stopping VM {ref.name}", domain.destroy)
         flags = (libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                 | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+                 | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)  # vmlab domains have no NVRAM
         self._call(f"removing VM {ref.name}", domain.undefineFlags, flags)
         pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
         for name in owner.volumes:

@@ -1,0 +1,90 @@
+"""The driver contract, one suite for every driver.
+
+A subclass provides the fixtures ``driver`` (an open Driver) and ``make_spec`` (a callable
+returning a small VMSpec with a unique name), and the hook ``make_untagged_vm(driver, name)``
+that creates a VM directly through the hypervisor's API, without vmlab's ownership tag.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from vmlab.drivers.base import PowerState
+from vmlab.errors import NotOwned, SnapshotExists, VmlabError
+
+
+class DriverContract:
+    def make_untagged_vm(self, driver, name: str) -> None:  # pragma: no cover - per driver
+        raise NotImplementedError
+
+    def test_lifecycle_create_start_stop_destroy(self, driver, make_spec):
+        spec = make_spec()
+        ref = driver.create(spec)
+        assert driver.find(spec.name) == ref
+        assert ref.lab == spec.lab
+        assert driver.state(ref) == PowerState.SHUTOFF
+        driver.start(ref)
+        assert driver.state(ref) == PowerState.RUNNING
+        driver.stop(ref, hard=True)
+        assert driver.state(ref) == PowerState.SHUTOFF
+        assert any(o.kind == "vm" and o.name == spec.name for o in driver.list_owned())
+        driver.destroy(ref)
+        assert driver.find(spec.name) is None
+        assert not [o for o in driver.list_owned() if o.lab == spec.lab]
+
+    def test_snapshot_tree_revert_nested_and_delete_with_children(self, driver, make_spec):
+        spec = make_spec()
+        ref = driver.create(spec)
+        try:
+            for name in ("base", "keystone", "glance"):
+                driver.snapshot_create(ref, name, f"before {name}")
+            snapshots = driver.snapshot_list(ref)
+            assert [s.name for s in snapshots] == ["base", "keystone", "glance"]
+            assert {s.name: s.parent for s in snapshots} == {
+                "base": None, "keystone": "base", "glance": "keystone"}
+            assert [s.name for s in snapshots if s.current] == ["glance"]
+            driver.snapshot_revert(ref, "keystone")
+            assert [s.name for s in driver.snapshot_list(ref) if s.current] == ["keystone"]
+            assert driver.state(ref) == PowerState.SHUTOFF
+            driver.snapshot_delete(ref, "keystone", children=True)
+            assert [s.name for s in driver.snapshot_list(ref)] == ["base"]
+        finally:
+            driver.destroy(ref)
+
+    def test_duplicate_snapshot_name_is_refused(self, driver, make_spec):
+        ref = driver.create(make_spec())
+        try:
+            driver.snapshot_create(ref, "base")
+            with pytest.raises(SnapshotExists):
+                driver.snapshot_create(ref, "base")
+            assert [s.name for s in driver.snapshot_list(ref)] == ["base"]
+        finally:
+            driver.destroy(ref)
+
+    def test_untagged_vm_is_left_alone(self, driver, make_spec):
+        name = make_spec().name
+        self.make_untagged_vm(driver, name)
+        ref = driver.find(name)
+        assert ref is not None and ref.lab is None
+        for action in (lambda: driver.start(ref), lambda: driver.destroy(ref),
+                       lambda: driver.snapshot_create(ref, "x"),
+                       lambda: driver.stop(ref, hard=True)):
+            with pytest.raises(NotOwned):
+                action()
+        assert driver.find(name) is not None
+        assert name not in [o.name for o in driver.list_owned()]
+
+    def test_failed_create_leaves_nothing_behind(self, driver, make_spec):
+        spec = make_spec()
+        broken = dataclasses.replace(spec, cdroms=(Path("/nonexistent/install.iso"),))
+        before = {(o.kind, o.name) for o in driver.list_owned()}
+        with pytest.raises(VmlabError):
+            driver.create(broken)
+        assert driver.find(spec.name) is None
+        assert {(o.kind, o.name) for o in driver.list_owned()} == before
+        self.assert_no_leftovers(driver, spec)
+
+    def assert_no_leftovers(self, driver, spec) -> None:
+        """Driver-specific: nothing named after the VM remains on the hypervisor."""

@@ -1,0 +1,209 @@
+"""The libvirt driver: the contract on the libvirt test driver and on a real libvirtd with
+qemu guests, golden domain XML, and a remote (qemu+ssh://) connection."""
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import os
+import subprocess
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from tests.driver_contract import DriverContract
+from tests.lab_harness import virsh
+from vmlab.drivers.base import (DiskSpec, KernelBoot, NetworkSpec, NicSpec, PowerState, VMSpec)
+from vmlab.drivers.libvirt import LibvirtDriver
+from vmlab.drivers.libvirt.xml import BootFiles, Ownership, domain_xml, network_xml
+
+GOLDEN = Path(__file__).parent / "data" / "libvirt"
+_names = itertools.count()
+
+
+def user_nics() -> tuple[NicSpec, ...]:
+    return (NicSpec("provider", NetworkSpec("user", "p", ipaddress.ip_network("10.0.2.0/24")),
+                    "52:54:00:00:10:01", forward_port=22),
+            NicSpec("management", NetworkSpec("user", "m",
+                                              ipaddress.ip_network("192.168.70.0/24")),
+                    "52:54:00:00:10:02"))
+
+
+def bridged_nics(lab: str) -> tuple[NicSpec, ...]:
+    return (NicSpec("provider", NetworkSpec("nat", f"vmlab-{lab}-provider",
+                                            ipaddress.ip_network("10.77.0.0/24"),
+                                            ipaddress.ip_address("10.77.0.1"), dhcp=True),
+                    "52:54:00:00:20:01"),
+            NicSpec("management", NetworkSpec("isolated", f"vmlab-{lab}-management",
+                                              ipaddress.ip_network("192.168.70.0/24"),
+                                              ipaddress.ip_address("192.168.70.1")),
+                    "52:54:00:00:20:02"))
+
+
+def small_spec(prefix: str, nics=None) -> VMSpec:
+    lab = f"{prefix}{os.getpid()}-{next(_names)}"
+    return VMSpec(name=f"vmlab-{lab}", lab=lab, cpus=1, memory_mib=128,
+                  disk=DiskSpec(size_gib=1), nics=nics or user_nics(), accel="tcg")
+
+
+def define_untagged(driver: LibvirtDriver, name: str) -> None:
+    driver.conn.defineXML(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64"
+                          "</memory><os><type arch='x86_64'>hvm</type></os></domain>")
+
+
+# -- the contract on libvirt's test driver (one node file per test) ---------------------------
+
+class TestContractOnTestDriver(DriverContract):
+    @pytest.fixture
+    def driver(self, tmp_path):
+        node = tmp_path / "node.xml"
+        node.write_text("<node></node>\n")
+        with LibvirtDriver(f"test://{node}") as driver:
+            yield driver
+
+    @pytest.fixture
+    def make_spec(self):
+        # Bridged networks are fine here: the test driver makes no host bridge.
+        return lambda: small_spec("td", nics=bridged_nics(f"td{next(_names)}"))
+
+    def make_untagged_vm(self, driver, name):
+        define_untagged(driver, name)
+
+    def assert_no_leftovers(self, driver, spec):
+        assert not [n for n in driver.conn.listAllNetworks() if n.name().startswith(spec.name)]
+
+    def test_networks_made_for_a_lab_go_with_it(self, driver, make_spec):
+        spec = make_spec()
+        ref = driver.create(spec)
+        names = {n.name() for n in driver.conn.listAllNetworks()}
+        assert {nic.network.name for nic in spec.nics} <= names
+        management = driver.conn.networkLookupByName(spec.nics[1].network.name).XMLDesc(0)
+        assert "<forward" not in management and "<dhcp" not in management
+        driver.destroy(ref)
+        assert not {nic.network.name for nic in spec.nics} & {
+            n.name() for n in driver.conn.listAllNetworks()}
+
+
+# -- the contract on the real libvirtd, with qemu guests -------------------------------------
+
+@pytest.mark.e2e
+class TestContractOnQemu(DriverContract):
+    @pytest.fixture
+    def driver(self, libvirtd):
+        with LibvirtDriver(libvirtd) as driver:
+            yield driver
+            for name in driver.conn.listDefinedDomains() + [
+                    d.name() for d in driver.conn.listAllDomains(0)]:
+                if name.startswith(f"vmlab-qemu{os.getpid()}-"):
+                    subprocess.run(["virsh", "undefine", name, "--snapshots-metadata"],
+                                   capture_output=True)
+
+    @pytest.fixture
+    def make_spec(self):
+        return lambda: small_spec("qemu")  # user NICs only: no host bridge on this machine
+
+    def make_untagged_vm(self, driver, name):
+        define_untagged(driver, name)
+
+    def assert_no_leftovers(self, driver, spec):
+        assert spec.name not in virsh("vol-list", "vmlab")
+
+    def test_snapshot_really_reverts_disk_content(self, driver, make_spec):
+        """Write a marker onto the qcow2 disk through qemu-io, snapshot, overwrite, revert."""
+        spec = make_spec()
+        ref = driver.create(spec)
+        try:
+            path = driver.conn.storagePoolLookupByName("vmlab").storageVolLookupByName(
+                f"{spec.name}-disk.qcow2").path()
+            write = ["qemu-io", "-f", "qcow2", "-c"]
+            subprocess.run(write + ["write -P 0x41 0 4k", path], check=True, capture_output=True)
+            driver.snapshot_create(ref, "written")
+            subprocess.run(write + ["write -P 0x42 0 4k", path], check=True, capture_output=True)
+            driver.snapshot_revert(ref, "written")
+            check = subprocess.run(write + ["read -P 0x41 0 4k", path], capture_output=True,
+                                   text=True)
+            assert "Pattern verification failed" not in check.stdout, check.stdout
+        finally:
+            driver.destroy(ref)
+
+    def test_live_snapshot_keeps_the_vm_running(self, driver, make_spec):
+        ref = driver.create(make_spec())
+        try:
+            driver.start(ref)
+            snap = driver.snapshot_create(ref, "live", live=True)
+            assert snap.state == PowerState.RUNNING
+            assert driver.state(ref) == PowerState.RUNNING
+            driver.snapshot_revert(ref, "live")
+            assert driver.state(ref) == PowerState.RUNNING
+        finally:
+            driver.destroy(ref)
+
+    def test_acceleration_is_detected_from_the_host(self, driver):
+        flags = Path("/proc/cpuinfo").read_text()
+        hardware = " vmx" in flags or " svm" in flags
+        assert driver.acceleration() == ("kvm" if hardware and os.path.exists("/dev/kvm")
+                                         else "tcg")
+
+
+# -- golden XML ----------------------------------------------------------------------------
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("VMLAB_REGEN_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"{path} is missing; run with VMLAB_REGEN_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from the golden file"
+
+
+def owner(lab: str) -> Ownership:
+    return Ownership(lab=lab, created="2026-01-01T00:00:00+00:00", volumes=["v1"],
+                     forwards={22: 40022}, serial_log=f"/var/log/libvirt/qemu/vmlab-{lab}.log",
+                     provider_mac="52:54:00:00:10:01")
+
+
+def test_direct_kernel_boot_domain_matches_golden_and_libvirt_accepts_it(tmp_path):
+    spec = VMSpec(name="vmlab-golden", lab="golden", cpus=2, memory_mib=1024,
+                  disk=DiskSpec(4), nics=user_nics(),
+                  boot=KernelBoot(Path("k"), Path("i"), "root=LABEL=vmlab-root console=ttyS0"),
+                  guest_data=(("hostname", "controller"), ("network", "52:54:00:00:10:02 "
+                                                                    "192.168.70.2/24\n")))
+    boot = BootFiles("/pool/vmlab-golden-vmlinuz", "/pool/vmlab-golden-initrd",
+                     spec.boot.cmdline)
+    xml = domain_xml(spec, domain_type="qemu", pool="vmlab", disk_volume="vmlab-golden-disk.qcow2",
+                     cdrom_volumes=[], boot=boot, owner=owner("golden"))
+    golden("user-nics.xml", xml)
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in xml and "restrict=on" in xml
+    node = tmp_path / "node.xml"
+    node.write_text("<node></node>\n")
+    conn = libvirt.open(f"test://{node}")
+    try:
+        conn.defineXML(xml)
+        assert conn.lookupByName("vmlab-golden").metadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT, "https://vmlab.dev/xmlns/lab/1")
+    finally:
+        conn.close()
+
+
+def test_bridged_domain_and_networks_match_golden(tmp_path):
+    spec = VMSpec(name="vmlab-bridged", lab="bridged", cpus=1, memory_mib=512,
+                  disk=DiskSpec(4), nics=bridged_nics("bridged"))
+    xml = domain_xml(spec, domain_type="kvm", pool="vmlab", disk_volume="d.qcow2",
+                     cdrom_volumes=["vmlab-bridged-cdrom0.iso"], boot=None,
+                     owner=owner("bridged"))
+    golden("bridged.xml", xml)
+    nat = network_xml("n", "nat", ipaddress.ip_network("10.77.0.0/24"),
+                      ipaddress.ip_address("10.77.0.1"), True)
+    isolated = network_xml("i", "isolated", ipaddress.ip_network("192.168.70.0/24"),
+                           ipaddress.ip_address("192.168.70.1"), False)
+    golden("network-nat.xml", nat)
+    golden("network-isolated.xml", isolated)
+    node = tmp_path / "node.xml"
+    node.write_text("<node></node>\n")
+    conn = libvirt.open(f"test://{node}")
+    try:
+        for network in (nat, isolated):
+            conn.networkDefineXML(network)
+        conn.defineXML(xml)
+    finally:
+        conn.close()
