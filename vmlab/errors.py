@@ -121,3 +121,9 @@ class StageFailed(VmlabError):
 
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+
+
+class KickstartError(VmlabError):
+    """A kickstart file did not render or does not validate."""
+
+    exit_code = EXIT_USAGE

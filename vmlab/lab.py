@@ -282,7 +282,7 @@ class _RedactingFormatter(logging.Formatter):
         self.files = files
 
     def format(self, record: logging.LogRecord) -> str:
-        from vmlab.remote import redact
+        from vmlab.redaction import redact
 
         return redact(super().format(record), self.files.load_secrets().values())
 

@@ -31,19 +31,12 @@ import paramiko
 from fabric import Config, Connection
 
 from vmlab.errors import InfrastructureError, RemoteCommandFailed, WaitTimeout
+from vmlab.redaction import MASK, redact  # noqa: F401 - re-exported for callers
 
 log = logging.getLogger("vmlab.remote")
 # paramiko logs every failed connection attempt with a traceback; vmlab reports them itself.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-MASK = "********"
 TAIL_LINES = 20
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by a mask (longest secrets first)."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
 
 
 @dataclass(frozen=True)

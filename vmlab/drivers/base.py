@@ -92,7 +92,8 @@ class VMSpec:
     #: Local ISO files attached as CD-ROMs, in order.
     cdroms: tuple[Path, ...] = ()
     #: Small named strings handed to the guest at boot (libvirt: fw_cfg
-    #: ``opt/vmlab/<name>``; vSphere: ``guestinfo.vmlab.<name>``).
+    #: ``opt/vmlab/<name>``; vSphere: ``guestinfo.vmlab.<name>``). Visible to anyone who
+    #: can list processes on the hypervisor host (qemu arguments): never put a secret here.
     guest_data: tuple[tuple[str, str], ...] = ()
     accel: Accel = "auto"
     guest_os: str = "linux"
