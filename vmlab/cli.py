@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from vmlab import __version__
-from vmlab.errors import EXIT_FAILED, EXIT_USAGE, ProfileError, VmlabError
+from vmlab.errors import EXIT_FAILED, EXIT_USAGE, ProfileError, UsageError, VmlabError
 from vmlab.progress import Progress
 
 LAB_OPTION = click.option("--lab", "lab", metavar="NAME",
@@ -361,6 +361,76 @@ def plan(profile: str, lab: str | None, as_json: bool) -> None:
         _print_json(stages)
     else:
         click.echo(format_plan(name, loaded, stages), nl=False)
+
+
+@cli.group()
+def render() -> None:
+    """Print files vmlab generates for a lab."""
+
+
+@render.command("kickstart")
+@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH")
+@LAB_OPTION
+@click.option("--show-secrets", is_flag=True,
+              help="Print the root password hash instead of masking it.")
+def render_kickstart_command(profile: str, lab: str | None, show_secrets: bool) -> None:
+    """Print the lab's kickstart, validated (secrets masked unless --show-secrets).
+
+    With an existing lab its real key and secrets are used; otherwise placeholders.
+
+    \b
+    Example:
+      vmlab render kickstart --profile newton-aio
+    """
+    from vmlab.install import kickstart_inputs
+    from vmlab.kickstart import mask_secrets, render_kickstart, validate_kickstart
+    from vmlab.profile import KickstartInstall, load_profile
+    from vmlab.state import LabFiles
+
+    loaded = load_profile(profile)
+    install = loaded.profile.install
+    if not isinstance(install, KickstartInstall):
+        raise UsageError(f"profile {loaded.profile.name} installs by {install.method!r}, "
+                         "not by kickstart", hint="try --profile newton-aio")
+    name = lab or loaded.profile.name
+    files = LabFiles(name)
+    if files.exists():
+        secrets = files.load_secrets()
+        key = files.ssh_key.with_name(files.ssh_key.name + ".pub").read_text().strip()
+    else:
+        secrets = {"root": "<secret:root>"}
+        key = f"ssh-ed25519 <the lab's public key> vmlab-{name}"
+    text = render_kickstart(kickstart_inputs(name, loaded, key, secrets,
+                                             "http://<install-server>/<token>/done"),
+                            template=install.template)
+    validate_kickstart(text)
+    click.echo(text if show_secrets else mask_secrets(text, secrets.values()), nl=False)
+
+
+@cli.command()
+@click.argument("user", type=click.Choice(["admin", "demo"]))
+@LAB_OPTION
+def openrc(user: str, lab: str | None) -> None:
+    """Print the OpenStack openrc of USER for the lab (it holds the user's password).
+
+    \b
+    Example:
+      eval "$(vmlab openrc admin)" && openstack token issue
+    """
+    from vmlab.lab import resolve_lab_name
+    from vmlab.profile import load_profile
+    from vmlab.stages.base import StageEnv
+    from vmlab.stages.keystone import keystone_urls
+    from vmlab.state import LabFiles
+
+    files = LabFiles(resolve_lab_name(lab))
+    state = files.load()
+    loaded = load_profile(state.profile_path)
+    env = StageEnv(lab=files.lab, profile=loaded.profile, secrets=files.load_secrets())
+    urls = keystone_urls(env)
+    click.echo(env.render("openstack/openrc.j2", user=user, project=user,
+                          password=env.secret(user),
+                          auth_url=urls["admin" if user == "admin" else "public"]), nl=False)
 
 
 @cli.command()

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Iterator
 
 from vmlab import drivers, paths
-from vmlab.drivers.base import DiskSpec, Driver, KernelBoot, PowerState, Snapshot, VMRef
+from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
 from vmlab.errors import (InfrastructureError, NotFound, NotOwned, ProfileError,
                           RemoteCommandFailed, StageFailed, UsageError, VmlabError)
-from vmlab.profile import ImageInstall, LoadedProfile, load_profile
+from vmlab.profile import LoadedProfile, load_profile
 from vmlab.progress import QUIET, Progress
 from vmlab.stages import Stage, StageEnv, resolve_stages
 from vmlab.paths import list_labs
 from vmlab.state import LabFiles, LabState, StageRecord, now
-from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri, static_addresses, vm_name
+from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri
 
 log = logging.getLogger("vmlab")
 
@@ -323,14 +323,17 @@ def _check_lab_name(name: str) -> None:
 
 def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], name: str,
                    seed_passwords: str | None, progress: Progress) -> None:
+    from vmlab import install
     from vmlab.sshkeys import ensure_keypair
 
     profile = loaded.profile
     public_key = ensure_keypair(files.ssh_key, comment=f"vmlab-{name}")
-    files.ensure_secrets(profile.secrets, seed=seed_passwords)
-    disk, boot, guest_data = _prepare_install(name, loaded, public_key, progress)
-    spec = build_vm_spec(name, profile, disk=disk, boot=boot, guest_data=guest_data)
-    with open_driver(loaded) as driver:
+    secrets = files.ensure_secrets(profile.secrets, seed=seed_passwords)
+    with open_driver(loaded) as driver, \
+            install.prepare(name, loaded, public_key, secrets, progress) as prepared:
+        spec = build_vm_spec(name, profile, disk=prepared.disk, boot=prepared.boot,
+                             guest_data=prepared.guest_data, cdroms=prepared.cdroms,
+                             guest_os=prepared.guest_os)
         if driver.find(spec.name) is not None:
             raise UsageError(f"a VM named {spec.name!r} already exists on {hypervisor_uri(profile)}",
                              hint="remove it, or create the lab under another --lab name")
@@ -344,7 +347,7 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
             files.known_hosts.unlink(missing_ok=True)
             lab = Lab(files, state, loaded, stages, driver, progress)
             progress.step(f"starting {ref.name} ({state.acceleration})")
-            driver.start(ref)
+            install.run_install(driver, ref, prepared, progress)
             lab.wait_for_ssh(ref)
             first = stages[0].name if stages else COMPLETE
             lab.take_snapshot(ref, first, "the OS is up; nothing provisioned")
@@ -354,25 +357,6 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
             with contextlib.suppress(VmlabError):
                 driver.destroy(ref)
             raise
-
-
-def _prepare_install(name: str, loaded: LoadedProfile, public_key: str,
-                     progress: Progress) -> tuple[DiskSpec, KernelBoot | None, tuple]:
-    profile = loaded.profile
-    install = profile.install
-    if isinstance(install, ImageInstall):
-        from vmlab.image import ImageSpec, build_image, seed_entries
-
-        spec = ImageSpec(suite=install.suite, packages=tuple(install.packages),
-                         size_gib=profile.vm.disk_gib, mirror=install.mirror)
-        with progress.waiting("guest image") as update:
-            built = build_image(spec, paths.cache_dir() / "images", progress=update)
-        guest_data = seed_entries(authorized_keys=public_key, hostname=profile.vm.hostname,
-                                  nics=static_addresses(name, profile),
-                                  dns=[str(ip) for ip in profile.vm.dns])
-        return (DiskSpec(size_gib=profile.vm.disk_gib, image=built.disk, image_key=built.key),
-                KernelBoot(built.kernel, built.initrd, built.cmdline), guest_data)
-    raise ProfileError(f"install method {install.method!r} is not supported yet")
 
 
 def _remove_lab_dir(files: LabFiles) -> None:

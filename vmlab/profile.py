@@ -61,7 +61,26 @@ class ImageInstall(Strict):
     mirror: str | None = None
 
 
-Install = Annotated[Union[ImageInstall], Field(discriminator="method")]
+class KickstartInstall(Strict):
+    """Install from the distribution's ISO with a served kickstart (CentOS 7)."""
+
+    method: Literal["kickstart"]
+    template: str = "centos7.ks.j2"
+    iso_url: str = "https://vault.centos.org/7.9.2009/isos/x86_64/CentOS-7-x86_64-Minimal-2009.iso"
+    iso_sha256: str = Field("07b94e6b1a0b0260b94c83d6bb76b26bf7a310dc78d273c54eb5fad73fbd8a8c",
+                            pattern=r"^[0-9a-f]{64}$")
+    #: The install tree the kickstart's `url` command points at.
+    install_url: str = "http://vault.centos.org/7.9.2009/os/x86_64/"
+    #: The ISO's volume label, for anaconda's inst.stage2 when the ISO is a CD-ROM.
+    iso_label: str = "CentOS 7 x86_64"
+    timezone: str = "UTC"
+    packages: tuple[str, ...] = ()
+    #: Address the install server listens on; default: what the provider network reaches.
+    serve_on: ipaddress.IPv4Address | None = None
+    install_timeout_minutes: int = Field(90, ge=5)
+
+
+Install = Annotated[Union[ImageInstall, KickstartInstall], Field(discriminator="method")]
 
 
 class Nic(Strict):
@@ -165,6 +184,9 @@ class OpenStack(Strict):
     mirror_url: str | None = None
     centos_release: str = "7.9.2009"
     openstack_repo_url: str = "http://vault.centos.org/7.3.1611/cloud/$basearch/openstack-newton/"
+    #: Where the release package (centos-release-openstack-newton) is: the extras of the
+    #: CentOS release that shipped Newton.
+    release_repo_url: str = "http://vault.centos.org/7.3.1611/extras/$basearch/"
     proxy: str | None = None
     ntp_servers: tuple[str, ...] = ("0.centos.pool.ntp.org", "1.centos.pool.ntp.org",
                                     "2.centos.pool.ntp.org")

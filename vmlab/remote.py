@@ -121,7 +121,7 @@ class Session:
     """One SSH connection and one persistent shell; use as a context manager."""
 
     def __init__(self, conn: Connection, target: Target, log_path: Path | None,
-                 secrets: Iterable[str]) -> None:
+                 secrets: Iterable[str], open_timeout: float = 15) -> None:
         self.conn = conn
         self.target = target
         self.secrets = [s for s in secrets if s]
@@ -133,7 +133,7 @@ class Session:
             self._write_log(f"# session {target.describe()}")
         transport = conn.client.get_transport()
         assert transport is not None
-        self._channel = transport.open_session()
+        self._channel = transport.open_session(timeout=open_timeout)
         self._channel.exec_command("exec bash --noprofile --norc")
         self._fileno = self._channel.fileno()
 
@@ -284,7 +284,7 @@ def open_session(target: Target, *, log_path: Path | None = None, secrets: Itera
                  connect_timeout: float = 15) -> Session:
     conn = _open_connection(target, connect_timeout)
     try:
-        return Session(conn, target, log_path, secrets)
+        return Session(conn, target, log_path, secrets, open_timeout=connect_timeout)
     except (paramiko.SSHException, OSError, EOFError) as exc:
         conn.close()
         raise InfrastructureError(f"cannot start a shell on {target.describe()}: {exc}") from exc
@@ -301,7 +301,7 @@ def wait_for_ssh(target: Target, *, timeout: float,
         attempt += 1
         try:
             with open_session(target, connect_timeout=min(10, timeout)) as session:
-                session.run("true")
+                session.run("true", timeout=min(30, timeout))
             return
         except InfrastructureError as exc:
             if "host key" in exc.message and "changed" in exc.message:

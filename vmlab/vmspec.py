@@ -45,7 +45,7 @@ def static_addresses(lab: str, profile: Profile) -> list[tuple[str, str, int, st
 def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
                   boot: KernelBoot | None = None,
                   guest_data: tuple[tuple[str, str], ...] = (),
-                  cdroms: tuple[Any, ...] = ()) -> VMSpec:
+                  cdroms: tuple[Any, ...] = (), guest_os: str = "linux") -> VMSpec:
     return VMSpec(
         name=vm_name(lab),
         lab=lab,
@@ -57,6 +57,7 @@ def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
         cdroms=tuple(cdroms),
         guest_data=guest_data,
         accel=profile.vm.accel,
+        guest_os=guest_os,
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Literal
 
-from vmlab.errors import WaitTimeout
+from vmlab.errors import DriverError, WaitTimeout
 
 NicRole = Literal["provider", "management"]
 NetworkKind = Literal["nat", "isolated", "user"]
@@ -202,6 +202,11 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def acceleration(self) -> str:
         """What VMs created now would run with, e.g. 'kvm' or 'tcg'."""
+
+    def set_kernel_boot(self, ref: VMRef, boot: KernelBoot | None) -> None:
+        """Switch between direct kernel boot and booting from disk (after an install)."""
+        raise DriverError(f"the {self.kind} driver cannot change how a VM boots",
+                          hint="use an install method that needs no kernel boot")
 
     def close(self) -> None:
         return None

@@ -97,13 +97,14 @@ def verify_chrony(c: Context, env: StageEnv) -> None:
 def install_openstack_packages(c: Context, env: StageEnv) -> None:
     p = env.platform
     if p.name == "centos7":
+        # Erratum: the release package's mirrorlists no longer resolve; vmlab's repo file
+        # points at the vault (the release package still brings the Cloud SIG's GPG key).
+        c.put(env.render("openstack/centos-openstack.repo.j2"),
+              "/etc/yum.repos.d/vmlab-openstack.repo")
         c.run(p.install("openstack-release"))
-        # Erratum: the release package's mirrorlists no longer resolve; point it at the vault.
         c.run("mkdir -p /etc/yum.repos.d/disabled && "
               "find /etc/yum.repos.d -maxdepth 1 -name 'CentOS-OpenStack-*.repo' "
               "-exec mv -f {} /etc/yum.repos.d/disabled/ \\;")
-        c.put(env.render("openstack/centos-openstack.repo.j2"),
-              "/etc/yum.repos.d/vmlab-openstack.repo")
         c.run("yum clean all")
     c.run(p.upgrade_command)
     c.run(p.install("openstack-client"))

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlparse
 
 import libvirt
 
-from vmlab.drivers.base import (Driver, Endpoint, OwnedObject, PowerState, ProgressFn, Snapshot,
-                                VMRef, VMSpec, _quiet)
+from vmlab.drivers.base import (Driver, Endpoint, KernelBoot, OwnedObject, PowerState,
+                                ProgressFn, Snapshot, VMRef, VMSpec, _quiet)
 from vmlab.drivers.libvirt import storage
 from vmlab.drivers.libvirt.xml import (VMLAB_NS, BootFiles, Ownership, domain_xml,
                                        network_xml)
@@ -261,6 +261,44 @@ class LibvirtDriver(Driver):
         domain = self.conn.defineXML(xml)
         self._set_owner(domain, owner)
         return domain
+
+    def set_kernel_boot(self, ref: VMRef, boot: KernelBoot | None) -> None:
+        """After an install boot: boot from disk, without the installer's CD-ROMs."""
+        domain = self._domain(ref)
+        if domain.isActive():
+            raise DriverError(f"VM {ref.name} must be shut off to change how it boots")
+        root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        os_element = root.find("os")
+        assert os_element is not None
+        for tag in ("kernel", "initrd", "cmdline"):
+            for element in os_element.findall(tag):
+                os_element.remove(element)
+        if boot is None:
+            devices = root.find("devices")
+            assert devices is not None
+            for disk in devices.findall("disk"):
+                if disk.get("device") == "cdrom":
+                    devices.remove(disk)
+        else:
+            kernel_volume, initrd_volume = self._boot_volumes(ref, boot)
+            for index, (tag, text) in enumerate((("kernel", kernel_volume),
+                                                 ("initrd", initrd_volume),
+                                                 ("cmdline", boot.cmdline))):
+                element = ET.Element(tag)
+                element.text = text
+                os_element.insert(1 + index, element)
+        self._call(f"redefining VM {ref.name}", self.conn.defineXML,
+                   ET.tostring(root, encoding="unicode"))
+
+    def _boot_volumes(self, ref: VMRef, boot: KernelBoot) -> tuple[str, str]:
+        pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
+        paths = []
+        for suffix in ("vmlinuz", "initrd"):
+            volume = storage.find_volume(pool, f"{ref.name}-{suffix}")
+            if volume is None:
+                raise NotFound(f"VM {ref.name} has no {suffix} volume to boot from")
+            paths.append(volume.path())
+        return paths[0], paths[1]
 
     def stop(self, ref: VMRef, hard: bool = False, timeout: float = 120.0) -> None:
         domain = self._domain(ref)
