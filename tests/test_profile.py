@@ -136,3 +136,11 @@ def test_user_profiles_are_found_by_name(tmp_path, monkeypatch, capsys):
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["mine"]["source"] == "user" and rows["mine"]["valid"]
     assert rows["demo"]["source"] == "shipped"
+
+
+def test_extending_with_another_hypervisor_kind_replaces_the_section(tmp_path):
+    write(tmp_path, "base.yaml", GOOD)
+    child = write(tmp_path, "child.yaml", "extends: base\nname: child\n"
+                  "hypervisor: {kind: vsphere, host: vc.example.org, user: admin}\n")
+    hypervisor = load_profile(str(child)).profile.hypervisor
+    assert hypervisor.kind == "vsphere" and hypervisor.host == "vc.example.org"

@@ -83,6 +83,7 @@ def _prepare_kickstart(lab: str, loaded: LoadedProfile, install: KickstartInstal
     with progress.waiting("install ISO") as update:
         iso = fetch_iso(install.iso_url, install.iso_sha256, paths.cache_dir() / "isos", update)
     kernel, initrd = extract_boot_files(iso, paths.cache_dir() / "isos" / f"{iso.stem}-boot")
+    # (read even for vSphere: a broken ISO is found before any VM is made)
     bind, url_host = _install_server_address(loaded, install)
     server = InstallServer(bind, {}, url_host=url_host,
                            log=lambda line: progress.step(f"install server: {line}"))
@@ -90,6 +91,17 @@ def _prepare_kickstart(lab: str, loaded: LoadedProfile, install: KickstartInstal
                             template=install.template)
     validate_kickstart(text)  # before any VM boots: an invalid kickstart is an error
     server.files["ks.cfg"] = text.encode()
+    if profile.hypervisor.kind == "vsphere":
+        # vSphere cannot pass kernel arguments to a stock ISO: anaconda finds the
+        # kickstart on a second CD-ROM labelled OEMDRV instead.
+        from vmlab.iso import make_oemdrv_iso
+
+        oemdrv = make_oemdrv_iso(text, paths.cache_dir() / "isos" / f"{lab}-oemdrv.iso")
+        with server:
+            yield Prepared(disk=DiskSpec(size_gib=profile.vm.disk_gib), cdroms=(iso, oemdrv),
+                           guest_os="centos7", kickstart=install, server=server)
+        oemdrv.unlink(missing_ok=True)
+        return
     label = install.iso_label.replace(" ", "\\x20")
     cmdline = install_boot_cmdline(ks_url=server.url_for("ks.cfg"), stage2=f"hd:LABEL={label}")
     with server:

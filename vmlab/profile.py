@@ -330,10 +330,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+#: Keys that select a variant: a mapping that changes one of them replaces its base.
+_DISCRIMINATORS = ("kind", "method")
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not any(
+                tag in value and value[tag] != merged[key].get(tag) for tag in _DISCRIMINATORS):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
