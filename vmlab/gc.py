@@ -1,0 +1,56 @@
+"""Garbage collection: vmlab-owned VMs (with their disks and networks) whose lab is gone,
+or older than a limit. Nothing without vmlab's ownership tag is ever considered."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from vmlab import paths
+from vmlab.drivers.base import Driver, OwnedObject
+from vmlab.errors import UsageError, VmlabError
+
+
+def parse_age(text: str) -> timedelta:
+    """'2d', '12h', '30m' -> a timedelta."""
+    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
+    if not match:
+        raise UsageError(f"invalid age {text!r}", hint="use a number and d, h or m, e.g. 2d")
+    value, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: value})
+
+
+def find_garbage(driver: Driver, older_than: timedelta | None = None) -> list[dict]:
+    """The owned VMs to remove, each with what goes with it and why."""
+    labs = set(paths.list_labs())
+    now = datetime.now(timezone.utc)
+    owned = driver.list_owned()
+    rows = []
+    for vm in (o for o in owned if o.kind == "vm"):
+        reasons = []
+        if vm.lab not in labs:
+            reasons.append(f"lab {vm.lab!r} no longer exists")
+        if older_than is not None and vm.created is not None and now - vm.created > older_than:
+            reasons.append(f"older than {older_than}")
+        if reasons:
+            rows.append({"vm": vm.name, "lab": vm.lab, "reason": "; ".join(reasons),
+                         "created": vm.created.isoformat() if vm.created else None,
+                         "with": [f"{o.kind} {o.name}" for o in _belonging(owned, vm)]})
+    return rows
+
+
+def _belonging(owned: list[OwnedObject], vm: OwnedObject) -> list[OwnedObject]:
+    return [o for o in owned if o.kind != "vm" and o.lab == vm.lab]
+
+
+def collect(driver: Driver, rows: list[dict]) -> list[str]:
+    """Destroy the VMs of ``rows`` (and with them their disks and networks); errors listed."""
+    problems = []
+    for row in rows:
+        ref = driver.find(row["vm"])
+        if ref is None or ref.lab != row["lab"]:
+            continue
+        try:
+            driver.destroy(ref)
+        except VmlabError as exc:
+            problems.append(f"{row['vm']}: {exc.message}")
+    return problems

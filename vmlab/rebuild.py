@@ -1,0 +1,295 @@
+"""Nightly rebuilds: recreate a lab (or replay it from a stage's snapshot), retry failed
+stages, and leave a report a CI server reads (junit.xml, run.json, the logs).
+
+Runs live beside the labs, in ``<state>/runs/<lab>/<timestamp>/``, so that destroying a lab
+for a from-scratch rebuild keeps the history of its nights.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import filelock
+
+from vmlab import __version__, lab as labs, paths
+from vmlab.errors import (EXIT_FAILED, EXIT_OK, LabLocked, NotFound, RemoteCommandFailed,
+                          StageFailed, UsageError, VmlabError)
+from vmlab.progress import Progress
+from vmlab.redaction import redact
+from vmlab.state import LabFiles, write_atomic
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str  # passed | flaky | failed | not-run
+    attempts: int = 0
+    duration: float = 0.0
+    snapshot: str | None = None
+    logs: list[str] = field(default_factory=list)
+    failure: dict | None = None
+
+
+@dataclass
+class RunReport:
+    lab: str
+    profile: str
+    mode: str
+    started: str
+    finished: str = ""
+    status: str = "running"
+    exit_code: int = EXIT_OK
+    error: str | None = None
+    driver: str | None = None
+    acceleration: str | None = None
+    vmlab_version: str = __version__
+    python: str = platform.python_version()
+    stages: list[StageResult] = field(default_factory=list)
+    run_dir: str = ""
+
+
+def runs_dir(lab: str) -> Path:
+    return paths.state_dir() / "runs" / lab
+
+
+def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = None,
+            retries: int = 0, report_dir: Path | None = None, keep_runs: int | None = None,
+            progress: Progress) -> RunReport:
+    from vmlab.profile import load_profile
+
+    loaded = load_profile(profile)
+    name = lab or loaded.profile.name
+    base = runs_dir(name)
+    base.mkdir(parents=True, exist_ok=True)
+    guard = filelock.FileLock(str(base / "rebuild.lock"), timeout=0)
+    try:
+        guard.acquire()
+    except filelock.Timeout:
+        holder = (base / "rebuild.info").read_text().strip() if (base / "rebuild.info").is_file() \
+            else "another vmlab rebuild"
+        raise LabLocked(f"lab {name!r} is being rebuilt: {holder}",
+                        hint="wait for it to finish; a lock of a process that died is freed") \
+            from None
+    try:
+        (base / "rebuild.info").write_text(
+            f"`vmlab rebuild` (pid {os.getpid()} on {socket.gethostname()}) since "
+            f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}\n")
+        started = datetime.now(timezone.utc)
+        run_dir = report_dir or base / started.strftime("%Y%m%dT%H%M%SZ")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        report = RunReport(lab=name, profile=loaded.profile.name,
+                           mode=f"from {from_stage}" if from_stage else "from scratch",
+                           started=started.isoformat(timespec="seconds"), run_dir=str(run_dir))
+        clock = time.monotonic()
+        try:
+            attempts_before = _run(name, profile, loaded.profile.stage_names, from_stage,
+                                   retries, progress)
+            report.status, report.exit_code = "passed", EXIT_OK
+        except StageFailed as exc:
+            attempts_before = getattr(exc, "attempts_before", {})
+            report.status, report.exit_code, report.error = "failed", EXIT_FAILED, exc.message
+        except VmlabError as exc:
+            attempts_before = {}
+            report.status, report.exit_code, report.error = "error", exc.exit_code, exc.message
+        report.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        _collect(report, name, loaded.profile.stage_names, attempts_before, from_stage, run_dir,
+                 total=time.monotonic() - clock)
+        if keep_runs is not None and report_dir is None:
+            prune(name, keep_runs)
+        return report
+    finally:
+        (base / "rebuild.info").unlink(missing_ok=True)
+        guard.release()
+
+
+def _run(name: str, profile: str, stages: list[str], from_stage: str | None, retries: int,
+         progress: Progress) -> dict[str, int]:
+    """Build or replay the lab; retry a failed stage after rolling it back."""
+    files = LabFiles(name)
+    if from_stage is not None:
+        if from_stage not in stages:
+            raise UsageError(f"profile has no stage {from_stage!r}",
+                             hint="stages: " + ", ".join(stages))
+        if not files.exists():
+            raise NotFound(f"lab {name!r} does not exist, so it cannot be replayed from "
+                           f"{from_stage}", hint="run a rebuild from scratch first")
+        attempts_before = {r.name: r.attempts for r in files.load().stages}
+        labs.rollback(from_stage, name, progress=progress)
+    else:
+        if files.exists():
+            progress.step(f"destroying the previous lab {name}")
+            try:
+                labs.destroy(name, progress=progress)
+            except NotFound:
+                labs.forget(name)
+        labs.create(profile, name, provision=False, progress=progress)
+        attempts_before = {}
+    retried: dict[str, int] = {}
+    while True:
+        try:
+            labs.run_provision(name, progress=progress)
+            return attempts_before
+        except StageFailed as exc:
+            retried[exc.stage] = retried.get(exc.stage, 0) + 1
+            if retried[exc.stage] > retries:
+                exc.attempts_before = attempts_before  # type: ignore[attr-defined]
+                _save_failure(name, exc)
+                raise
+            progress.warn(f"stage {exc.stage} failed; rolling it back for retry "
+                          f"{retried[exc.stage]} of {retries}")
+            _save_failure(name, exc)
+            labs.rollback(exc.stage, name, progress=progress)
+
+
+def _failures_file(name: str) -> Path:
+    return LabFiles(name).root / "failures.json"
+
+
+def _save_failure(name: str, exc: StageFailed) -> None:
+    """Keep what each failed attempt said, for the report (the state keeps only the last)."""
+    path = _failures_file(name)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    cause: RemoteCommandFailed | None = exc.cause
+    data.setdefault(exc.stage, []).append({
+        "message": exc.message, "log": exc.log_path,
+        "command": cause.command if cause else None,
+        "exit_code": cause.returncode if cause else None,
+        "stdout_tail": cause.stdout_tail if cause else "",
+        "stderr_tail": cause.stderr_tail if cause else ""})
+    write_atomic(path, json.dumps(data, indent=2).encode())
+
+
+def _collect(report: RunReport, name: str, stages: list[str], attempts_before: dict[str, int],
+             from_stage: str | None, run_dir: Path, total: float) -> None:
+    files = LabFiles(name)
+    failures_path = _failures_file(name)
+    failures = json.loads(failures_path.read_text()) if failures_path.is_file() else {}
+    failures_path.unlink(missing_ok=True)
+    secrets = files.load_secrets().values() if files.exists() else []
+    state = files.load() if files.exists() else None
+    if state is not None:
+        report.driver, report.acceleration = state.driver, state.acceleration
+    logs_dir = run_dir / "logs"
+    logs_dir.mkdir(exist_ok=True)
+    first = stages.index(from_stage) if from_stage else 0
+    for index, stage_name in enumerate(stages):
+        record = state.stage(stage_name) if state else None
+        attempts = (record.attempts - attempts_before.get(stage_name, 0)) if record else 0
+        duration = (record.duration or 0.0) if record else 0.0
+        result = StageResult(name=stage_name, status="not-run", attempts=max(attempts, 0),
+                             snapshot=stage_name, duration=duration)
+        if index < first or (record and record.status == "done" and attempts == 0):
+            result.status = "skipped"
+        elif record and record.status == "done":
+            result.status = "flaky" if attempts > 1 else "passed"
+        elif record and record.status == "failed":
+            result.status = "failed"
+        if stage_name in failures:
+            result.failure = failures[stage_name][-1]
+        if record and record.log:
+            stem = Path(record.log).name.rsplit("-", 1)[0]
+            for log in sorted(Path(record.log).parent.glob(f"{stem}-*.log")):
+                target = logs_dir / log.name
+                target.write_text(redact(log.read_text(errors="replace"), secrets))
+                result.logs.append(str(target))
+        report.stages.append(result)
+    vmlab_log = files.logs / "vmlab.log"
+    if vmlab_log.is_file():
+        (logs_dir / "vmlab.log").write_text(redact(vmlab_log.read_text(errors="replace"), secrets))
+    if state is not None:
+        _copy_console_log(name, logs_dir, secrets)
+    write_atomic(run_dir / "run.json", json.dumps(asdict(report), indent=2).encode(), 0o644)
+    write_atomic(run_dir / "junit.xml", junit_xml(report, total), 0o644)
+
+
+def _copy_console_log(name: str, logs_dir: Path, secrets) -> None:
+    """The guest's serial console, when the hypervisor is this machine and it is readable."""
+    try:
+        with labs.open_lab(name, "rebuild report", lock=False) as lab_obj:
+            path = lab_obj.driver.console_log_path(lab_obj.ref())
+    except VmlabError:
+        return
+    if path and Path(path).is_file():
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            return
+        (logs_dir / "console.log").write_text(redact(text[-2_000_000:], secrets))
+
+
+def junit_xml(report: RunReport, total: float) -> bytes:
+    """One testsuite per lab run, one testcase per stage; flaky retries visible."""
+    counted = [s for s in report.stages if s.status != "skipped"]
+    suite = ET.Element("testsuite", {
+        "name": f"vmlab.{report.lab}", "tests": str(len(report.stages)),
+        "failures": str(sum(s.status == "failed" for s in counted)),
+        "errors": "1" if report.status == "error" else "0",
+        "skipped": str(sum(s.status in ("skipped", "not-run") for s in report.stages)),
+        "time": f"{total:.1f}", "timestamp": report.started})
+    properties = ET.SubElement(suite, "properties")
+    for key in ("profile", "mode", "driver", "acceleration", "vmlab_version"):
+        ET.SubElement(properties, "property", {"name": key, "value": str(getattr(report, key))})
+    for stage in report.stages:
+        case = ET.SubElement(suite, "testcase", {"classname": f"vmlab.{report.lab}",
+                                                 "name": stage.name,
+                                                 "time": f"{stage.duration:.1f}"})
+        if stage.status == "failed" and stage.failure:
+            failure = stage.failure
+            element = ET.SubElement(case, "failure", {
+                "message": failure["message"].splitlines()[0][:500],
+                "type": "StageFailed"})
+            element.text = "\n".join(filter(None, [
+                f"command: {failure.get('command')}", f"exit code: {failure.get('exit_code')}",
+                "stdout (tail):\n" + (failure.get("stdout_tail") or ""),
+                "stderr (tail):\n" + (failure.get("stderr_tail") or ""),
+                f"log: {failure.get('log')}"]))
+        elif stage.status in ("skipped", "not-run"):
+            ET.SubElement(case, "skipped", {"message": "replayed from its snapshot"
+                                            if stage.status == "skipped" else "not reached"})
+        elif stage.status == "flaky":
+            earlier = ((stage.failure or {}).get("message") or "an earlier attempt failed")
+            flaky = ET.SubElement(case, "flakyFailure", {"message": earlier.splitlines()[0][:500],
+                                                         "type": "StageFailed"})
+            flaky.text = (stage.failure or {}).get("stderr_tail") or ""
+            ET.SubElement(case, "system-out").text = (
+                f"FLAKY: passed on attempt {stage.attempts} of the stage")
+    if report.status == "error":
+        case = ET.SubElement(suite, "testcase", {"classname": f"vmlab.{report.lab}",
+                                                 "name": "infrastructure"})
+        ET.SubElement(case, "error", {"message": (report.error or "")[:500]})
+    ET.indent(suite)
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+def list_runs(lab: str | None = None) -> list[dict]:
+    root = paths.state_dir() / "runs"
+    labs_with_runs = [lab] if lab else sorted(p.name for p in root.glob("*") if p.is_dir())
+    rows = []
+    for name in labs_with_runs:
+        for run_json in sorted((root / name).glob("*/run.json")):
+            data = json.loads(run_json.read_text())
+            started = datetime.fromisoformat(data["started"])
+            finished = datetime.fromisoformat(data["finished"]) if data["finished"] else started
+            rows.append({"lab": name, "run": run_json.parent.name, "status": data["status"],
+                         "mode": data["mode"], "started": data["started"],
+                         "duration": (finished - started).total_seconds(),
+                         "flaky": [s["name"] for s in data["stages"] if s["status"] == "flaky"],
+                         "failed": [s["name"] for s in data["stages"] if s["status"] == "failed"],
+                         "path": str(run_json.parent)})
+    return rows
+
+
+def prune(lab: str, keep: int) -> list[Path]:
+    runs = sorted(p for p in runs_dir(lab).glob("*") if (p / "run.json").is_file())
+    removed = runs[:-keep] if keep > 0 else runs
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
