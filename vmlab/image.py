@@ -27,7 +27,7 @@ import filelock
 from vmlab.errors import InfrastructureError
 
 #: Bump when the recipe below changes, so cached images are rebuilt.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 BASE_PACKAGES = ("systemd-sysv", "openssh-server", "linux-image-cloud-amd64", "ifupdown",
                  "iproute2", "ca-certificates", "procps", "netbase", "less", "kmod")
 ROOT_LABEL = "vmlab-root"
@@ -49,6 +49,7 @@ class BuiltImage:
     kernel: Path
     initrd: Path
     cmdline: str
+    #: sha256 of the disk's content: an uploaded copy with this key is this image.
     key: str
 
 
@@ -74,7 +75,8 @@ def build_image(spec: ImageSpec, cache_dir: Path,
         else:
             progress("cached")
     return BuiltImage(disk=final / "disk.qcow2", kernel=final / "vmlinuz",
-                      initrd=final / "initrd.img", cmdline=kernel_cmdline(), key=key)
+                      initrd=final / "initrd.img", cmdline=kernel_cmdline(),
+                      key=(final / "disk.sha256").read_text().split()[0])
 
 
 def _build(spec: ImageSpec, cache_dir: Path, final: Path,
@@ -104,9 +106,18 @@ def _build(spec: ImageSpec, cache_dir: Path, final: Path,
         progress("converting to qcow2")
         _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(out / "disk.qcow2")],
              "qemu-img convert")
+        (out / "disk.sha256").write_text(_sha256(out / "disk.qcow2") + "  disk.qcow2\n")
         os.replace(out, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _newest(directory: Path, pattern: str) -> Path:
