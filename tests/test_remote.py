@@ -147,3 +147,9 @@ def test_wait_for_ssh_succeeds_when_sshd_comes_up_later(tmp_path):
 
 def test_redact_masks_every_secret():
     assert redact("a pass1234 b pass12345", ["pass1234", "pass12345"]) == "a ******** b ********"
+
+
+def test_any_command_text_survives_byte_for_byte(session):
+    text = "ü \\ 'single' \"double\" $HOME `x` \t tab ;|&<>*?~!#{}[]"
+    assert session.run(f"cat <<'EOF'\n{text}\nEOF").stdout == text + "\n"
+    assert session.run("printf '%s\\n' \"$((6 * 7))\"").stdout == "42\n"
