@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from junitparser import JUnitXml
+from junitparser import JUnitXml, TestSuite
 
 from tests.lab_harness import VMLAB, virsh
 from vmlab.drivers.base import DiskSpec, NetworkSpec, NicSpec, VMSpec
@@ -74,7 +74,9 @@ def test_rebuilds_retry_report_lock_and_collect(libvirtd, vmlab, tmp_path, flaky
     assert stages["fetch"]["status"] == "flaky" and stages["fetch"]["attempts"] == 2
     assert FailsOnce.calls == 2
     run_dir = Path(report["run_dir"])
-    suite = JUnitXml.fromfile(str(run_dir / "junit.xml"))
+    parsed = JUnitXml.fromfile(str(run_dir / "junit.xml"))
+    suite = parsed if isinstance(parsed, TestSuite) else next(iter(parsed))
+    assert suite.name == f"vmlab.{LAB}"
     cases = {case.name: case for case in suite}
     assert set(cases) == {"hosts", "fetch"}
     assert suite.failures == 0 and suite.tests == 2
