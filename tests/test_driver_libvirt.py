@@ -12,12 +12,12 @@ import libvirt
 import pytest
 
 from tests.driver_contract import DriverContract
+from tests.golden import check_golden
 from tests.lab_harness import virsh
 from vmlab.drivers.base import (DiskSpec, KernelBoot, NetworkSpec, NicSpec, PowerState, VMSpec)
 from vmlab.drivers.libvirt import LibvirtDriver
 from vmlab.drivers.libvirt.xml import BootFiles, Ownership, domain_xml, network_xml
 
-GOLDEN = Path(__file__).parent / "data" / "libvirt"
 _names = itertools.count()
 
 
@@ -148,12 +148,7 @@ class TestContractOnQemu(DriverContract):
 # -- golden XML ----------------------------------------------------------------------------
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("VMLAB_REGEN_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.is_file(), f"{path} is missing; run with VMLAB_REGEN_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from the golden file"
+    check_golden(f"libvirt/{name}", text)
 
 
 def owner(lab: str) -> Ownership:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_plan import check_golden
+from tests.golden import check_golden
 from vmlab.drivers.base import DiskSpec, KernelBoot
 from vmlab.drivers.libvirt import LibvirtDriver
 from vmlab.install import kickstart_inputs
@@ -27,7 +27,7 @@ SECRETS = {name: f"pw-{name}-0123" for name in
 @pytest.mark.parametrize("profile", ["newton-aio", "zed-aio-debian12"])
 def test_plan_matches_golden_file(profile):
     loaded = load_profile(profile)
-    check_golden(f"{profile}.txt", format_plan(profile, loaded, plan(profile, loaded)))
+    check_golden(f"plans/{profile}.txt", format_plan(profile, loaded, plan(profile, loaded)))
 
 
 def test_the_plan_holds_no_secret_and_the_stages_are_the_manuals():

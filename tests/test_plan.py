@@ -4,31 +4,17 @@ Golden files live in tests/data/plans; regenerate them with VMLAB_REGEN_GOLDEN=1
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
+from tests.golden import check_golden
 from vmlab.plan import RecordingContext, format_plan, plan
 from vmlab.profile import load_profile
 from vmlab.stages import StageEnv, builtin_stages
 
-GOLDEN = Path(__file__).parent / "data" / "plans"
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("VMLAB_REGEN_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.is_file(), f"{path} is missing; run with VMLAB_REGEN_GOLDEN=1"
-    assert text == path.read_text(), f"plan differs from {path}; regenerate if intended"
-
-
 @pytest.mark.parametrize("profile", ["demo"])
 def test_plan_matches_golden_file(profile):
     loaded = load_profile(profile)
-    check_golden(f"{profile}.txt", format_plan(profile, loaded, plan(profile, loaded)))
+    check_golden(f"plans/{profile}.txt", format_plan(profile, loaded, plan(profile, loaded)))
 
 
 def test_demo_config_files_use_the_management_address():

@@ -8,8 +8,8 @@ short enough to run in a few minutes on a guest without KVM.
 from __future__ import annotations
 
 from vmlab.stages.base import Context, Stage, StageEnv
+from vmlab.stages.infrastructure import verify_memcached
 
-APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold"
 
 
 def write_hosts(c: Context, env: StageEnv) -> None:
@@ -22,8 +22,10 @@ def verify_hosts(c: Context, env: StageEnv) -> None:
 
 
 def install_memcached(c: Context, env: StageEnv) -> None:
-    c.run(f"{APT} update")
-    c.run(f"{APT} install --no-install-recommends memcached")
+    p = env.platform
+    if p.refresh_command:
+        c.run(p.refresh_command)
+    c.run(p.install("memcached"))
 
 
 def verify_memcached_installed(c: Context, env: StageEnv) -> None:
@@ -31,17 +33,10 @@ def verify_memcached_installed(c: Context, env: StageEnv) -> None:
 
 
 def configure_memcached(c: Context, env: StageEnv) -> None:
-    """Edit /etc/memcached.conf to listen on the management address, then restart."""
-    c.put(env.render("demo/memcached.conf.j2"), "/etc/memcached.conf")
-    c.run("systemctl enable memcached && systemctl restart memcached")
-
-
-def verify_memcached_answers(c: Context, env: StageEnv) -> None:
-    address = env.management_address
-    c.run(f"for i in $(seq 50); do ss -ltn | grep -q '{address}:11211' && break; sleep 0.2; done;"
-          f" ss -ltn | grep -q '{address}:11211'")
-    c.run(f"exec 3<>/dev/tcp/{address}/11211 && printf 'version\\r\\n' >&3 && "
-          "read -t 5 reply <&3 && echo \"$reply\" | grep -q '^VERSION '")
+    """Edit the memcached configuration to listen on the management address, restart."""
+    p = env.platform
+    c.put(env.render(f"openstack/memcached-{p.name}.j2"), p.path("memcached"))
+    c.run(p.enable_and_start("memcached"))
 
 
 STAGES = [
@@ -49,6 +44,6 @@ STAGES = [
           description="name resolution of the controller on the management network"),
     Stage("memcached-install", install_memcached, verify_memcached_installed,
           description="install memcached"),
-    Stage("memcached-config", configure_memcached, verify_memcached_answers,
+    Stage("memcached-config", configure_memcached, verify_memcached,
           description="memcached on the management address, started and answering"),
 ]

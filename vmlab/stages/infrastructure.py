@@ -61,7 +61,7 @@ def verify_rabbitmq(c: Context, env: StageEnv) -> None:
 
 def install_memcached(c: Context, env: StageEnv) -> None:
     p = env.platform
-    c.run(p.install("memcached"))
+    c.run(p.install("memcached", "memcached-python"))
     # Erratum (later releases of the manual): listen on the management address so the
     # other nodes reach it, not only on localhost.
     c.put(env.render(f"openstack/memcached-{p.name}.j2"), p.path("memcached"))
