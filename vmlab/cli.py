@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -588,9 +589,16 @@ def profiles(as_json: bool) -> None:
             click.echo(f"{row['name']:<24} {row['source']:<8} INVALID  {row['error']}")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning vmlab errors into a message, a hint and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    # SIGTERM (a scheduler stopping a job) unwinds like Ctrl-C: a create in progress removes
+    # what it made, the state file is left whole and the lab's lock is released.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         result = cli.main(args=argv, prog_name="vmlab", standalone_mode=False)
     except VmlabError as exc:
