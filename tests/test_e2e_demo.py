@@ -91,7 +91,16 @@ def test_create_fail_rollback_resume_destroy(libvirtd, vmlab, tmp_path):
                   "read -t 5 r <&3; echo $r").stdout
     assert reply.startswith("VERSION ")
 
-    # 4. destroy leaves no domain, volume, or lab file.
+    # 4. a corrupt state file is a clear error with a way back from the hypervisor's tags.
+    state_file = vmlab.state_dir / "labs" / LAB / "state.json"
+    state_file.write_text("{torn")
+    broken = vmlab("status", "--lab", LAB, expect=1)
+    assert "unreadable" in broken.stderr and f"vmlab recover --lab {LAB}" in broken.stderr
+    vmlab("recover", "--lab", LAB, "--profile", str(profile))
+    recovered = vmlab.json("status", "--lab", LAB)
+    assert [row["status"] for row in recovered["stages"]] == ["done"] * 4
+
+    # 5. destroy leaves no domain, volume, or lab file.
     vmlab("destroy", "--lab", LAB)
     assert f"vmlab-{LAB}" not in virsh("list", "--all", "--name").split()
     volumes = virsh("vol-list", "vmlab")

@@ -73,7 +73,7 @@ def test_corrupt_state_file_is_a_clear_error():
     files.state.write_text("{not json")
     with pytest.raises(StateError, match="unreadable") as info:
         files.load()
-    assert "vmlab destroy" in info.value.hint
+    assert "vmlab recover --lab t1" in info.value.hint
 
 
 def test_secrets_are_generated_once_private_and_reused():

@@ -483,6 +483,27 @@ def gc(uri: str, profile: str | None, older_than: str | None, yes: bool, as_json
         sys.exit(EXIT_FAILED)
 
 
+@cli.command()
+@click.option("--lab", "lab", required=True, metavar="NAME")
+@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
+              help="The profile the lab was created from.")
+def recover(lab: str, profile: str) -> None:
+    """Rebuild a lab's lost or corrupt state file from the hypervisor.
+
+    The VM is found by its ownership tag; stages count as done when the snapshot taken
+    after them exists.
+
+    \b
+    Example:
+      vmlab recover --lab demo --profile demo && vmlab status --lab demo
+    """
+    from vmlab.recover import recover as run_recover
+
+    state = run_recover(lab, profile)
+    done = sum(r.status == "done" for r in state.stages)
+    click.echo(f"lab {lab} recovered: {done} of {len(state.stages)} stages done")
+
+
 @cli.group()
 def render() -> None:
     """Print files vmlab generates for a lab."""

@@ -127,8 +127,8 @@ class LabFiles:
             raw = json.loads(self.state.read_text())
         except (OSError, ValueError) as exc:
             raise StateError(f"the state file of lab {self.lab!r} is unreadable: {exc}",
-                             hint=f"inspect {self.state}; `vmlab destroy --lab {self.lab}` "
-                                  "removes the lab by its ownership tags") from exc
+                             hint=f"rebuild it from the hypervisor: vmlab recover --lab "
+                                  f"{self.lab} --profile PROFILE") from exc
         version = raw.get("schema_version") if isinstance(raw, dict) else None
         if version != SCHEMA_VERSION:
             raise StateError(f"the state file of lab {self.lab!r} has schema version {version}, "

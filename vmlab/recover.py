@@ -1,0 +1,49 @@
+"""A way back when a lab's state file is corrupt or missing but its VM still exists:
+the state is rebuilt from the hypervisor (the VM's ownership tag and its snapshots)."""
+from __future__ import annotations
+
+import shutil
+
+from vmlab.errors import NotFound, NotOwned, UsageError
+from vmlab.lab import COMPLETE, open_driver
+from vmlab.profile import load_profile
+from vmlab.state import LabFiles, LabState, StageRecord, now
+from vmlab.vmspec import hypervisor_uri, vm_name
+
+
+def recover(lab: str, profile: str) -> LabState:
+    """Write a new state file for ``lab`` from what the hypervisor says.
+
+    A stage counts as done when the snapshot of the stage after it (or `complete`) exists:
+    that snapshot was taken after it ran. Everything else is pending.
+    """
+    loaded = load_profile(profile)
+    files = LabFiles(lab)
+    with files.lock("recover"):
+        with open_driver(loaded) as driver:
+            ref = driver.find(vm_name(lab))
+            if ref is None:
+                raise NotFound(f"no VM {vm_name(lab)!r} on {hypervisor_uri(loaded.profile)}",
+                               hint="nothing to recover; create the lab again")
+            if ref.lab != lab:
+                raise NotOwned(f"VM {ref.name!r} is not tagged as lab {lab!r}'s")
+            snapshots = {s.name for s in driver.snapshot_list(ref)}
+            accel = driver.acceleration()
+        names = loaded.profile.stage_names
+        records = []
+        for index, name in enumerate(names):
+            later = names[index + 1] if index + 1 < len(names) else COMPLETE
+            records.append(StageRecord(name=name,
+                                       status="done" if later in snapshots else "pending"))
+        if files.state.is_file():
+            broken = files.state.with_name("state.json.broken")
+            shutil.copyfile(files.state, broken)
+        if not files.ssh_key.is_file():
+            raise UsageError(f"lab {lab!r} lost its SSH key; the VM cannot be reached",
+                             hint=f"destroy it (`vmlab gc --yes` finds it) and create it again")
+        state = LabState(lab=lab, profile=loaded.profile.name, profile_path=str(loaded.path),
+                         driver=driver.kind, uri=hypervisor_uri(loaded.profile),
+                         vm_name=ref.name, vm_uuid=ref.uuid, acceleration=accel,
+                         created=now(), stages=records)
+        files.save(state)
+    return state
