@@ -19,7 +19,7 @@ from typing import Iterator
 
 from vmlab import drivers, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
-from vmlab.errors import (InfrastructureError, NotFound, NotOwned, ProfileError,
+from vmlab.errors import (InfrastructureError, NotFound, NotOwned,
                           RemoteCommandFailed, StageFailed, UsageError, VmlabError)
 from vmlab.profile import LoadedProfile, load_profile
 from vmlab.progress import QUIET, Progress

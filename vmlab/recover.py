@@ -40,7 +40,7 @@ def recover(lab: str, profile: str) -> LabState:
             shutil.copyfile(files.state, broken)
         if not files.ssh_key.is_file():
             raise UsageError(f"lab {lab!r} lost its SSH key; the VM cannot be reached",
-                             hint=f"destroy it (`vmlab gc --yes` finds it) and create it again")
+                             hint="destroy it (`vmlab gc --yes` finds it) and create it again")
         state = LabState(lab=lab, profile=loaded.profile.name, profile_path=str(loaded.path),
                          driver=driver.kind, uri=hypervisor_uri(loaded.profile),
                          vm_name=ref.name, vm_uuid=ref.uuid, acceleration=accel,

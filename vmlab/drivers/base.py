@@ -10,7 +10,7 @@ import abc
 import enum
 import ipaddress
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Literal

@@ -1,0 +1,58 @@
+"""The `vmlab` command line: the only place that prints, prompts or exits.
+
+Heavy modules (the orchestrator, drivers, Fabric) are imported inside the commands, so
+`vmlab --help` stays fast and never imports libvirt, pyVmomi or Fabric.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+
+import click
+
+from vmlab.cli import files, labs, nightly  # noqa: F401 - they register the commands
+from vmlab.cli.base import cli
+from vmlab.errors import EXIT_FAILED, EXIT_USAGE, VmlabError
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning vmlab errors into a message, a hint and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    # SIGTERM (a scheduler stopping a job) unwinds like Ctrl-C: a create in progress removes
+    # what it made, the state file is left whole and the lab's lock is released.
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        result = cli.main(args=argv, prog_name="vmlab", standalone_mode=False)
+    except VmlabError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc.message}", err=True)
+        for problem in getattr(exc, "problems", []):
+            click.echo(f"  - {problem}", err=True)
+        if exc.hint:
+            click.echo("hint: " + exc.hint.replace("\n", "\n      "), err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run `vmlab status` to see where the lab is", err=True)
+        sys.exit(130)
+    except Exception:  # a bug: still no bare traceback unless asked for
+        if debug:
+            raise
+        click.echo("error: vmlab failed unexpectedly: "
+                   f"{traceback.format_exc().strip().splitlines()[-1]}", err=True)
+        click.echo("hint: run again with --debug for the traceback, and report it", err=True)
+        sys.exit(EXIT_FAILED)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,98 @@
+"""The command group, its shared options and how progress looks on screen."""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any, Callable, Iterator
+
+import click
+
+from vmlab import __version__
+from vmlab.progress import Progress
+
+LAB_OPTION = click.option("--lab", "lab", metavar="NAME",
+                          help="The lab to act on (default: the only lab there is).")
+
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _stamp() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+class CliProgress(Progress):
+    """A spinner on a terminal; timestamped plain lines (for logs and CI) otherwise."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.tty = self.console.is_terminal
+
+    def step(self, message: str) -> None:
+        super().step(message)
+        if self.tty:
+            self.console.print(f"[green]✓[/] {message}", highlight=False)
+        else:
+            click.echo(f"[{_stamp()}] {message}", err=True)
+
+    def warn(self, message: str) -> None:
+        super().warn(message)
+        click.echo(f"[{_stamp()}] warning: {message}", err=True)
+
+    @contextlib.contextmanager
+    def waiting(self, message: str) -> Iterator[Callable[[str], None]]:
+        started = time.monotonic()
+        with super().waiting(message) as log_update:
+            if self.tty:
+                with self.console.status(message) as status:
+                    def update(detail: str) -> None:
+                        log_update(detail)
+                        status.update(f"{message}: {detail} ({time.monotonic() - started:.0f}s)")
+                    yield update
+            else:
+                click.echo(f"[{_stamp()}] {message} ...", err=True)
+                last = [time.monotonic()]
+
+                def update(detail: str) -> None:
+                    log_update(detail)
+                    if time.monotonic() - last[0] >= 10:
+                        last[0] = time.monotonic()
+                        click.echo(f"[{_stamp()}] {message}: {detail}", err=True)
+                yield update
+        if not self.tty:
+            click.echo(f"[{_stamp()}] {message}: done in {time.monotonic() - started:.0f}s",
+                       err=True)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(__version__, prog_name="vmlab")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Build virtual-machine labs on libvirt or vSphere, stage by stage, with a snapshot
+    before every stage.
+
+    \b
+    Examples:
+      vmlab create --profile demo        build the demo lab and provision it
+      vmlab status                       what the lab is doing, stage by stage
+      vmlab rollback memcached-config    undo a stage (revert to its snapshot)
+      vmlab resume                       run the pending stages again
+      vmlab destroy                      remove the VM, its disks, snapshots and networks
+
+    Exit codes: 0 ok, 1 an operation or stage failed, 2 usage or profile error,
+    3 hypervisor/SSH/image unavailable, 4 the lab is locked by another vmlab.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s: %(message)s")
