@@ -104,13 +104,18 @@ def test_rebuilds_retry_report_lock_and_collect(libvirtd, vmlab, tmp_path, flaky
     assert [r["status"] for r in runs] == ["passed", "passed"]
     assert runs[1]["mode"] == "from hosts"
 
-    # 3. gc finds a leaked vmlab VM, removes it with --yes, and leaves an untagged one alone.
+    # 3. gc finds a leaked VM of this vmlab home and removes it with --yes; it leaves alone
+    #    an untagged VM and a VM another vmlab home (another user's state dir) made.
     leak, stranger = f"gc-leak-{os.getpid()}", f"vmlab-untagged-{os.getpid()}"
+    neighbour = f"gc-neighbour-{os.getpid()}"
+    home = (vmlab.state_dir / "home-id").read_text().strip()
     with LibvirtDriver(libvirtd) as driver:
-        driver.create(VMSpec(name=f"vmlab-{leak}", lab=leak, cpus=1, memory_mib=64,
-                             disk=DiskSpec(1), accel="tcg", nics=(NicSpec(
-                                 "provider", NetworkSpec("user", "p", ipaddress.ip_network(
-                                     "10.0.2.0/24")), "52:54:00:00:30:01"),)))
+        for lab, lab_home, mac in ((leak, home, "52:54:00:00:30:01"),
+                                   (neighbour, "another-home", "52:54:00:00:30:02")):
+            driver.create(VMSpec(name=f"vmlab-{lab}", lab=lab, cpus=1, memory_mib=64,
+                                 disk=DiskSpec(1), accel="tcg", home=lab_home, nics=(NicSpec(
+                                     "provider", NetworkSpec("user", "p", ipaddress.ip_network(
+                                         "10.0.2.0/24")), mac),)))
         driver.conn.defineXML(f"<domain type='qemu'><name>{stranger}</name><memory unit='MiB'>"
                               "64</memory><os><type arch='x86_64'>hvm</type></os></domain>")
     try:
@@ -118,11 +123,17 @@ def test_rebuilds_retry_report_lock_and_collect(libvirtd, vmlab, tmp_path, flaky
         assert dry["deleted"] is False
         names = [row["vm"] for row in dry["garbage"]]
         assert f"vmlab-{leak}" in names and stranger not in names
+        assert f"vmlab-{neighbour}" not in names
         assert f"vmlab-{LAB}" not in names  # its lab exists
         vmlab("gc", "--yes")
         domains = virsh("list", "--all", "--name").split()
         assert f"vmlab-{leak}" not in domains and stranger in domains
+        assert f"vmlab-{neighbour}" in domains
         assert f"vmlab-{leak}" not in virsh("vol-list", "vmlab")
     finally:
         subprocess.run(["virsh", "undefine", stranger], capture_output=True)
+        with LibvirtDriver(libvirtd) as driver:
+            ref = driver.find(f"vmlab-{neighbour}")
+            if ref is not None:
+                driver.destroy(ref)
         vmlab("destroy", "--lab", LAB)

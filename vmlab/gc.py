@@ -23,7 +23,8 @@ def find_garbage(driver: Driver, older_than: timedelta | None = None) -> list[di
     """The owned VMs to remove, each with what goes with it and why."""
     labs = set(paths.list_labs())
     now = datetime.now(timezone.utc)
-    owned = driver.list_owned()
+    home = paths.home_id()
+    owned = [o for o in driver.list_owned() if o.home == home]  # other homes' labs: never
     rows = []
     for vm in (o for o in owned if o.kind == "vm"):
         reasons = []

@@ -1,6 +1,7 @@
 """Where vmlab keeps things: the user's state, config and cache dirs (platformdirs)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
@@ -35,6 +36,25 @@ def cache_dir() -> Path:
 
 def kickstart_templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "kickstart"
+
+
+def home_id() -> str:
+    """This vmlab state dir's identity, written into every tag: garbage collection only
+    ever considers what this home made (other users share the same hypervisor)."""
+    import uuid
+
+    path = state_dir() / "home-id"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".home-id.{uuid.uuid4().hex}")
+        tmp.write_text(uuid.uuid4().hex[:16] + "\n")
+        try:
+            os.link(tmp, path)  # first writer wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def list_labs() -> list[str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vmlab.paths import home_id
 from vmlab.drivers.base import DiskSpec, KernelBoot, NetworkSpec, NicSpec, VMSpec
 from vmlab.profile import LibvirtHypervisor, Nic, Profile, VsphereHypervisor
 
@@ -58,6 +59,7 @@ def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
         guest_data=guest_data,
         accel=profile.vm.accel,
         guest_os=guest_os,
+        home=home_id(),
     )
 
 

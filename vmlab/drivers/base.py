@@ -97,6 +97,8 @@ class VMSpec:
     guest_data: tuple[tuple[str, str], ...] = ()
     accel: Accel = "auto"
     guest_os: str = "linux"
+    #: The vmlab home (state dir) whose lab this is; part of the ownership tag.
+    home: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class OwnedObject:
     name: str
     lab: str
     created: datetime | None = None
+    home: str = ""
 
 
 class Driver(abc.ABC):

@@ -26,6 +26,7 @@ from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned, 
 TASK_TIMEOUT = 600.0
 OWNER_KEY = "vmlab.lab"
 NETWORKS_KEY = "vmlab.networks"
+HOME_KEY = "vmlab.home"
 GUEST_IDS = {"centos7": "centos7_64Guest"}
 _POWER = {"poweredOn": PowerState.RUNNING, "poweredOff": PowerState.SHUTOFF,
           "suspended": PowerState.PAUSED}
@@ -233,6 +234,7 @@ class VsphereDriver(Driver):
         try:
             devices = self._devices(spec, made_networks, progress)
             extra = [vim.option.OptionValue(key=OWNER_KEY, value=spec.lab),
+                     vim.option.OptionValue(key=HOME_KEY, value=spec.home),
                      vim.option.OptionValue(key=NETWORKS_KEY, value=" ".join(made_networks))]
             extra += [vim.option.OptionValue(key=f"guestinfo.vmlab.{name}", value=value)
                       for name, value in spec.guest_data]
@@ -349,8 +351,9 @@ class VsphereDriver(Driver):
             if lab is None:
                 continue
             created = vm.config.createDate if vm.config else None
-            owned.append(OwnedObject("vm", vm.name, lab, created))
-            owned += [OwnedObject("network", n, lab, created)
+            home = self._extra(vm, HOME_KEY) or ""
+            owned.append(OwnedObject("vm", vm.name, lab, created, home))
+            owned += [OwnedObject("network", n, lab, created, home)
                       for n in (self._extra(vm, NETWORKS_KEY) or "").split()]
         return owned
 

@@ -140,7 +140,8 @@ class LibvirtDriver(Driver):
         try:
             pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
             owner = Ownership(lab=spec.lab, created=datetime.now(timezone.utc).isoformat(
-                timespec="seconds"), serial_log=f"{SERIAL_LOG_DIR}/{spec.name}-serial.log")
+                timespec="seconds"), serial_log=f"{SERIAL_LOG_DIR}/{spec.name}-serial.log",
+                home=spec.home)
             base = None
             if spec.disk.image is not None:
                 base = storage.ensure_base_volume(self.conn, pool, spec.disk.image,
@@ -353,9 +354,11 @@ class LibvirtDriver(Driver):
             if owner is None:
                 continue
             created = datetime.fromisoformat(owner.created) if owner.created else None
-            owned.append(OwnedObject("vm", domain.name(), owner.lab, created))
-            owned += [OwnedObject("volume", v, owner.lab, created) for v in owner.volumes]
-            owned += [OwnedObject("network", n, owner.lab, created) for n in owner.networks]
+            home = owner.home
+            owned.append(OwnedObject("vm", domain.name(), owner.lab, created, home))
+            owned += [OwnedObject("volume", v, owner.lab, created, home) for v in owner.volumes]
+            owned += [OwnedObject("network", n, owner.lab, created, home)
+                      for n in owner.networks]
         return owned
 
     # -- snapshots ---------------------------------------------------------------------------

@@ -30,13 +30,15 @@ class Ownership:
     forwards: dict[int, int] = field(default_factory=dict)
     serial_log: str = ""
     provider_mac: str = ""
+    home: str = ""
 
     def to_element(self) -> ET.Element:
         element = ET.Element(f"{{{VMLAB_NS}}}lab", {
             "name": self.lab, "created": self.created,
             "volumes": " ".join(self.volumes), "networks": " ".join(self.networks),
             "forwards": " ".join(f"{g}:{h}" for g, h in sorted(self.forwards.items())),
-            "serial_log": self.serial_log, "provider_mac": self.provider_mac})
+            "serial_log": self.serial_log, "provider_mac": self.provider_mac,
+            "home": self.home})
         return element
 
     def to_xml(self) -> str:
@@ -53,7 +55,8 @@ class Ownership:
                    volumes=element.get("volumes", "").split(),
                    networks=element.get("networks", "").split(), forwards=forwards,
                    serial_log=element.get("serial_log", ""),
-                   provider_mac=element.get("provider_mac", ""))
+                   provider_mac=element.get("provider_mac", ""),
+                   home=element.get("home", ""))
 
 
 @dataclass(frozen=True)
