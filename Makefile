@@ -48,7 +48,8 @@ demo-clean: venv
 	$(BIN)/vmlab destroy --lab demo
 
 test: venv vcsim
-	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m "not openstack" $(PYTEST_ARGS)
+	VMLAB_TEST_CACHE=$(CACHE)/test VMLAB_VCSIM=$(CACHE)/vcsim/vcsim-vmlab \
+	  $(BIN)/pytest -p no:cacheprovider -m "not openstack" $(PYTEST_ARGS)
 
 test-fast: venv
 	$(BIN)/pytest -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)

@@ -1,7 +1,15 @@
 // vcsim-vmlab: govmomi's vCenter simulator on 127.0.0.1, for vmlab's tests.
 //
-// Built offline from Debian's golang-github-vmware-govmomi-dev by build.sh (GOPATH mode).
-// It writes its URL to -url-file once it listens, and runs until it is killed.
+// Built offline from Debian's golang-github-vmware-govmomi-dev by build.sh (GOPATH mode),
+// with the fixes in *.patch. The model: datacenter DC0 with a standalone host DC0_H0 (and
+// its VM DC0_H0_VM0), cluster DC0_C0 with host DC0_C0_H0, datastore LocalDS_0 and the port
+// group "VM Network". It writes its URL (with the user and password) to -url-file once it
+// listens, and runs until it is killed (SIGTERM removes its datastore files).
+//
+// Guest addresses: the simulator runs no guests, so guest.net only lists the NICs. A client
+// gives them addresses through the ordinary vSphere API: CustomizeVM_Task with a
+// CustomizationFixedIp per NIC (applied at the next power-on, every NIC), or a ReconfigVM
+// extraConfig "SET.guest.ipAddress" (first NIC only, at once).
 package main
 
 import (
@@ -12,15 +20,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"flag"
-	"math/big"
-	"net"
-	"time"
 	"fmt"
 	"log"
+	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
 )
