@@ -83,6 +83,9 @@ class InstallServer:
                 return None
 
             def _reply(self, status: int, body: bytes = b"", head: bool = False) -> None:
+                # logged first: once the body is out, the client may look for the line
+                server.log(f"{self.client_address[0]} {self.command} {self.path.split('?')[0]} "
+                           f"{status}")
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Content-Type", "text/plain" if status != 200
@@ -90,8 +93,6 @@ class InstallServer:
                 self.end_headers()
                 if body and not head:
                     self.wfile.write(body)
-                server.log(f"{self.client_address[0]} {self.command} {self.path.split('?')[0]} "
-                           f"{status}")
 
             def _get(self, head: bool) -> None:
                 name = server._resolve(self.path)
