@@ -28,6 +28,9 @@ def install_keystone(c: Context, env: StageEnv) -> None:
         # the manual does that itself, below.
         c.run("debconf-set-selections", input=env.render("openstack/debconf-keystone.j2"))
     c.run(p.install("keystone"))
+    if p.service("keystone-uwsgi"):
+        # The package started Keystone from uwsgi on port 5000; the manual has Apache serve it.
+        c.run(f"systemctl disable --now {p.service('keystone-uwsgi')}")
     c.put(env.render("openstack/keystone.conf.j2"), "/etc/keystone/keystone.conf", mode=0o640)
     c.run("chgrp keystone /etc/keystone/keystone.conf")
     c.run('su -s /bin/sh -c "keystone-manage db_sync" keystone')
@@ -40,6 +43,9 @@ def install_keystone(c: Context, env: StageEnv) -> None:
           f"--bootstrap-region-id {env.openstack.region}")
     # Apache: ServerName, the keystone WSGI site, started.
     c.put("ServerName controller\n", p.path("httpd-servername"))
+    if not p.keystone_site_shipped:
+        c.put(env.render("openstack/wsgi-keystone.conf.j2", log_dir=p.path("httpd-logs")),
+              p.path("keystone-wsgi-source"))
     c.run(f"ln -sf {p.path('keystone-wsgi-source')} {p.path('keystone-wsgi-link')}")
     # Verify operation, step 1: admin_token_auth out of the paste pipelines.
     c.run("sed -i 's/ admin_token_auth / /' /etc/keystone/keystone-paste.ini")
@@ -63,6 +69,8 @@ def install_keystone(c: Context, env: StageEnv) -> None:
 
 
 def verify_keystone(c: Context, env: StageEnv) -> None:
+    httpd = env.platform.service("httpd")
+    c.run(f"ss -Hltnp 'sport = :5000' | grep -q '\"{httpd}\"'")  # Apache serves Keystone
     c.run("! grep -E '^pipeline.* admin_token_auth ' /etc/keystone/keystone-paste.ini")
     c.run(ADMIN + "openstack token issue")
     c.run(". /root/demo-openrc && openstack token issue")

@@ -27,6 +27,9 @@ class Platform:
     keystone_admin_port: int = 35357
     has_selinux: bool = False
     has_firewalld: bool = False
+    #: whether the keystone package ships the manual's Apache site (CentOS's wsgi-keystone.conf);
+    #: where it does not, the stage writes it from the same text
+    keystone_site_shipped: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def install(self, *roles: str) -> str:
@@ -65,6 +68,7 @@ CENTOS7 = Platform(
         "chrony": "chronyd", "mariadb": "mariadb", "rabbitmq": "rabbitmq-server",
         "memcached": "memcached", "httpd": "httpd",
         "glance-api": "openstack-glance-api", "glance-registry": "openstack-glance-registry",
+        "keystone-uwsgi": None,
     },
     paths={
         "chrony.conf": "/etc/chrony.conf",
@@ -73,6 +77,7 @@ CENTOS7 = Platform(
         "httpd-servername": "/etc/httpd/conf.d/servername.conf",
         "keystone-wsgi-source": "/usr/share/keystone/wsgi-keystone.conf",
         "keystone-wsgi-link": "/etc/httpd/conf.d/wsgi-keystone.conf",
+        "httpd-logs": "/var/log/httpd",
     },
     install_command="yum -y -q install",
     upgrade_command="yum -y -q upgrade",
@@ -100,6 +105,8 @@ DEBIAN12 = Platform(
         "chrony": "chrony", "mariadb": "mariadb", "rabbitmq": "rabbitmq-server",
         "memcached": "memcached", "httpd": "apache2",
         "glance-api": "glance-api", "glance-registry": None,  # the registry left in Ussuri
+        # Debian's keystone package serves Keystone from uwsgi on port 5000 itself
+        "keystone-uwsgi": "keystone",
     },
     paths={
         "chrony.conf": "/etc/chrony/chrony.conf",
@@ -108,12 +115,14 @@ DEBIAN12 = Platform(
         "httpd-servername": "/etc/apache2/conf-enabled/servername.conf",
         "keystone-wsgi-source": "/etc/apache2/sites-available/keystone.conf",
         "keystone-wsgi-link": "/etc/apache2/sites-enabled/keystone.conf",
+        "httpd-logs": "/var/log/apache2",
     },
     install_command=("DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends "
                      "-o Dpkg::Options::=--force-confold install"),
     upgrade_command="DEBIAN_FRONTEND=noninteractive apt-get -q -y upgrade",
     refresh_command="DEBIAN_FRONTEND=noninteractive apt-get -q -y update",
     keystone_admin_port=5000,
+    keystone_site_shipped=False,
 )
 
 PLATFORMS = {p.name: p for p in (CENTOS7, DEBIAN12)}
