@@ -25,6 +25,7 @@ from typing import Callable
 import filelock
 
 from vmlab.errors import InfrastructureError
+from vmlab.iso import file_sha256
 
 #: Bump when the recipe below changes, so cached images are rebuilt.
 RECIPE_VERSION = 4
@@ -106,18 +107,10 @@ def _build(spec: ImageSpec, cache_dir: Path, final: Path,
         progress("converting to qcow2")
         _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(out / "disk.qcow2")],
              "qemu-img convert")
-        (out / "disk.sha256").write_text(_sha256(out / "disk.qcow2") + "  disk.qcow2\n")
+        (out / "disk.sha256").write_text(file_sha256(out / "disk.qcow2") + "  disk.qcow2\n")
         os.replace(out, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _newest(directory: Path, pattern: str) -> Path:

@@ -19,12 +19,9 @@ from vmlab.errors import InfrastructureError
 CHUNK = 1 << 20
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_sha256(path: Path) -> str:
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def fetch_iso(url: str, sha256: str | None, cache_dir: Path,
@@ -45,7 +42,7 @@ def fetch_iso(url: str, sha256: str | None, cache_dir: Path,
         return final
     partial = final.with_name(name + ".part")
     _download(url, partial, progress)
-    actual = _sha256(partial)
+    actual = file_sha256(partial)
     if sha256 is not None and actual != sha256.lower():
         partial.unlink(missing_ok=True)
         raise InfrastructureError(f"{name} from {url} has sha256 {actual}, expected {sha256}",

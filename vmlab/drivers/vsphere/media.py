@@ -6,7 +6,6 @@ there, and a changed kickstart ISO of the same size is never mistaken for the ol
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -17,17 +16,14 @@ from pyVmomi import vim, vmodl
 from vmlab.drivers.base import ProgressFn
 from vmlab.drivers.vsphere.session import TaskFailed, fault_text, ssl_context, wait_task
 from vmlab.errors import DriverError, InfrastructureError
+from vmlab.iso import file_sha256
 
 MEDIA_DIR = "vmlab-media"
 BLOCK = 1 << 20
 
 
 def remote_name(local: Path) -> str:
-    digest = hashlib.sha256()
-    with local.open("rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK), b""):
-            digest.update(block)
-    return f"{MEDIA_DIR}/{local.stem}-{digest.hexdigest()[:16]}{local.suffix}"
+    return f"{MEDIA_DIR}/{local.stem}-{file_sha256(local)[:16]}{local.suffix}"
 
 
 class DatastoreFiles:
