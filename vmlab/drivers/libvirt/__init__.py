@@ -79,10 +79,9 @@ class LibvirtDriver(Driver):
         return host if host and host not in ("", "localhost") else None
 
     def _domain(self, ref: VMRef, *, owned: bool = True) -> libvirt.virDomain:
-        try:
-            domain = self.conn.lookupByName(ref.name)
-        except libvirt.libvirtError as exc:
-            raise NotFound(f"VM {ref.name!r} does not exist on {self.uri}") from exc
+        domain = self._lookup(ref.name)
+        if domain is None:
+            raise NotFound(f"VM {ref.name!r} does not exist on {self.uri}")
         if owned and self._owner(domain) is None:
             raise NotOwned(f"VM {ref.name!r} carries no vmlab ownership tag: not touching it",
                            hint="vmlab only acts on VMs it created")
@@ -108,7 +107,7 @@ class LibvirtDriver(Driver):
         try:
             return fn(*args)
         except libvirt.libvirtError as exc:
-            raise DriverError(f"{what} failed: {_message(exc)}") from exc
+            raise self._failure(what, exc) from exc
 
     # -- acceleration ----------------------------------------------------------------------
     def acceleration(self) -> str:
@@ -193,10 +192,26 @@ class LibvirtDriver(Driver):
             raise
 
     def _lookup(self, name: str) -> libvirt.virDomain | None:
+        """The domain, or None when there is none; a broken connection is an error."""
         try:
             return self.conn.lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise self._failure(f"looking up VM {name}", exc) from exc
+
+    def _failure(self, what: str, exc: libvirt.libvirtError) -> DriverError:
+        """A libvirt error as a DriverError; a lost connection says so (not "no such VM")."""
+        try:
+            alive = self.conn.isAlive() == 1
         except libvirt.libvirtError:
-            return None
+            alive = False
+        if not alive:
+            return DriverError(f"the connection to libvirt at {self.uri} was lost while "
+                               f"{what} ({_message(exc)})",
+                               hint=f"libvirtd stopped or restarted; once `virsh -c {self.uri} "
+                                    "version` answers, run the command again")
+        return DriverError(f"{what} failed: {_message(exc)}")
 
     def _ensure_network(self, spec) -> libvirt.virNetwork | None:
         """Define and start the network if missing; return it only when made here."""
