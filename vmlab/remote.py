@@ -37,6 +37,9 @@ log = logging.getLogger("vmlab.remote")
 # paramiko logs every failed connection attempt with a traceback; vmlab reports them itself.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 TAIL_LINES = 20
+#: Seconds between SSH keepalives. A guest that was reset mid-command never closes the
+#: connection; only traffic from this side makes it answer with a reset, which ends the wait.
+KEEPALIVE = 5
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class Session:
             self._write_log(f"# session {target.describe()}")
         transport = conn.client.get_transport()
         assert transport is not None
+        transport.set_keepalive(KEEPALIVE)
         self._channel = transport.open_session(timeout=open_timeout)
         self._channel.exec_command("exec bash --noprofile --norc")
         self._fileno = self._channel.fileno()
