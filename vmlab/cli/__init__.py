@@ -16,6 +16,9 @@ from vmlab.cli.base import cli
 from vmlab.errors import EXIT_FAILED, EXIT_USAGE, VmlabError
 
 
+INTERRUPTED = "interrupted; run `vmlab status` to see where the lab is"
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -37,8 +40,10 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             click.echo("hint: " + exc.hint.replace("\n", "\n      "), err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C (and so SIGTERM) into Abort; say what to do next all the same.
+        click.echo(INTERRUPTED if isinstance(exc.__cause__, KeyboardInterrupt) else "aborted",
+                   err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted; run `vmlab status` to see where the lab is", err=True)
+        click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except Exception:  # a bug: still no bare traceback unless asked for
         if debug:
