@@ -73,6 +73,10 @@ class SnapshotExists(VmlabError):
     """A snapshot with that name already exists on the VM."""
 
 
+class SnapshotFailed(VmlabError):
+    """The hypervisor could not take a snapshot; nothing that should follow it has run."""
+
+
 class WaitTimeout(InfrastructureError):
     """A wait ran past its deadline; the message says what was waited for."""
 

@@ -19,8 +19,9 @@ from typing import Iterator
 
 from vmlab import drivers, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
-from vmlab.errors import (InfrastructureError, NotFound, NotOwned,
-                          RemoteCommandFailed, StageFailed, UsageError, VmlabError)
+from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
+                          RemoteCommandFailed, SnapshotExists, SnapshotFailed, StageFailed,
+                          UsageError, VmlabError)
 from vmlab.profile import LoadedProfile, load_profile
 from vmlab.progress import QUIET, Progress
 from vmlab.stages import Stage, StageEnv, resolve_stages
@@ -149,14 +150,21 @@ class Lab:
     def take_snapshot(self, ref: VMRef, name: str, description: str) -> None:
         mode = self.loaded.profile.snapshots.mode
         started = time.monotonic()
-        if mode == "offline":
+        live = mode == "live"
+        if not live:
             self.shutdown(ref)
-            with self.progress.waiting(f"taking snapshot {name!r}"):
-                self.driver.snapshot_create(ref, name, description, live=False)
+        try:
+            with self.progress.waiting(f"taking {'live ' if live else ''}snapshot {name!r}"):
+                self.driver.snapshot_create(ref, name, description, live=live)
+        except (DriverError, SnapshotExists) as exc:
+            before = f"before stage {name}" if name != COMPLETE else "after the last stage"
+            raise SnapshotFailed(
+                f"the snapshot {name!r} ({before}) could not be taken: {exc.message}",
+                hint=(exc.hint + "\n" if exc.hint else "") +
+                f"nothing after it has run; once the hypervisor can take snapshots again "
+                f"(is its storage pool full?), run: vmlab resume --lab {self.name}") from exc
+        if not live:
             self.ensure_running(ref)
-        else:
-            with self.progress.waiting(f"taking live snapshot {name!r}"):
-                self.driver.snapshot_create(ref, name, description, live=True)
         self.progress.step(f"snapshot {name!r} taken ({mode}, {time.monotonic() - started:.0f}s)")
 
     # -- stages ----------------------------------------------------------------------------
@@ -184,10 +192,11 @@ class Lab:
             record.status, record.error = "failed", exc.message
             record.finished, record.duration = now(), round(time.monotonic() - started, 1)
             self.save()
+            first = f"{exc.hint}\n" if exc.hint else ""  # e.g. what a lost connection means
             raise StageFailed(
                 stage.name, exc.message, log_path=str(log_path),
                 cause=exc if isinstance(exc, RemoteCommandFailed) else None,
-                hint=f"log: {log_path}\nundo it and retry:\n"
+                hint=f"{first}log: {log_path}\nundo it and retry:\n"
                      f"  vmlab rollback {stage.name} --lab {self.name}\n"
                      f"  vmlab resume --lab {self.name}") from exc
         except BaseException:
