@@ -25,14 +25,21 @@ def builtin_stages() -> dict[str, Stage]:
     return catalogue
 
 
+def secret_variables(env: StageEnv) -> dict[str, str] | None:
+    """The lab's secrets for a profile's commands, as ``$VMLAB_SECRET_<NAME>``: the values
+    reach the guest's shell without ever being part of a command line or a log."""
+    return {f"VMLAB_SECRET_{name.upper()}": value
+            for name, value in env.secrets.items()} or None
+
+
 def script_stage(entry: ScriptStage) -> Stage:
     def install(c: Context, env: StageEnv) -> None:
         for command in entry.run:
-            c.run(command)
+            c.run(command, env=secret_variables(env))
 
     def verify(c: Context, env: StageEnv) -> None:
         for command in entry.verify:
-            c.run(command)
+            c.run(command, env=secret_variables(env))
 
     return Stage(entry.name, install, verify, entry.reboot, entry.description)
 
