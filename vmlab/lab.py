@@ -359,7 +359,12 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
             install.run_install(driver, ref, prepared, progress)
             lab.wait_for_ssh(ref)
             first = stages[0].name if stages else COMPLETE
-            lab.take_snapshot(ref, first, "the OS is up; nothing provisioned")
+            try:
+                lab.take_snapshot(ref, first, "the OS is up; nothing provisioned")
+            except SnapshotFailed as exc:  # there is no lab to resume: say so
+                raise SnapshotFailed(exc.message, hint="create removes what it made; run it "
+                                     "again once the hypervisor can take snapshots (is its "
+                                     "storage pool full?)") from exc
             lab.save()
         except BaseException:
             progress.warn(f"create failed; removing {ref.name} and everything made for it")
