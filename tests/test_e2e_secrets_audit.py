@@ -1,0 +1,133 @@
+"""Secrets audit on a real lab: its stages write, print, fail with and send to the serial
+console the lab's generated secrets; no secret value may then appear in anything vmlab
+printed (stdout and stderr, with --json and --debug) or wrote under its XDG dirs (state,
+logs, run reports, failure records), except in the 0600 secrets file.
+
+Left out on purpose: `vmlab ssh` (it prints what the operator's own command prints) and
+`vmlab openrc` (it prints a password by design, for an OpenStack lab).
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.lab_harness import REPO, virsh
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+LAB = "e2e-secrets"
+PROFILE = str(REPO / "tests/data/profiles/secrets-audit.yaml")
+MASK = "********"
+
+
+def files_under(root: Path, since: float | None = None, max_size: int | None = None):
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            if not path.is_file():
+                continue
+            info = path.stat()
+            if since is not None and info.st_mtime < since:
+                continue
+            if max_size is not None and info.st_size > max_size:
+                continue
+            yield path
+
+
+def holds(text: str, secrets: dict[str, str]) -> list[str]:
+    """The names of the secrets whose value is in ``text``."""
+    return sorted(name for name, value in secrets.items() if value in text)
+
+
+def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
+    started = time.time()
+    printed: list[tuple[str, str]] = []
+
+    def run(*args: str, expect: int = 0):
+        result = vmlab(*args, expect=expect)
+        printed.append((" ".join(args), result.stdout + result.stderr))
+        return result
+
+    def guest(command: str) -> str:
+        return vmlab("ssh", "--lab", LAB, "--", command).stdout
+
+    try:
+        run("create", "--profile", PROFILE, "--lab", LAB, "--no-provision")
+        lab_dir = vmlab.state_dir / "labs" / LAB
+        secrets_file = lab_dir / "secrets.json"
+        secrets = json.loads(secrets_file.read_text())
+        assert set(secrets) == {"db_password", "admin_token"}
+        assert all(len(value) >= 20 for value in secrets.values())
+        assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+
+        # `check` fails while the flag exists; its snapshot (taken just before it) keeps it.
+        guest("touch /root/fail-check")
+        failed = run("--debug", "provision", "--lab", LAB, expect=1)
+        assert "Traceback" in failed.stderr  # --debug shows the traceback...
+        assert f"bad token {MASK}" in failed.stderr  # ...and the output's tail, masked
+        assert f"bad password {MASK}" in failed.stderr
+        for args in (("status", "--lab", LAB), ("status", "--lab", LAB, "--json"),
+                     ("--debug", "status", "--lab", LAB, "--json"),
+                     ("snapshots", "--lab", LAB, "--json"), ("ssh-config", "--lab", LAB)):
+            run(*args)
+        status = vmlab.json("status", "--lab", LAB)
+        assert status["stages"][1]["status"] == "failed"
+        assert MASK in status["stages"][1]["error"]
+
+        # A nightly rebuild from `check` fails again: its run.json, junit.xml and copied logs.
+        rebuilt = run("rebuild", "--profile", PROFILE, "--lab", LAB, "--from", "check",
+                      "--json", expect=1)
+        report = json.loads(rebuilt.stdout)
+        failure = report["stages"][1]["failure"]
+        assert f"bad token {MASK}" in failure["stdout_tail"]
+        assert f"bad password {MASK}" in failure["stderr_tail"]
+        run_dir = Path(report["run_dir"])
+        assert (run_dir / "junit.xml").is_file()
+        console = (run_dir / "logs" / "console.log").read_text()
+        assert f"console {MASK}" in console  # the serial console got a secret, masked here
+
+        run("rollback", "check", "--lab", LAB)
+        guest("rm /root/fail-check")
+        run("--debug", "resume", "--lab", LAB)
+        assert [r["status"] for r in vmlab.json("status", "--lab", LAB)["stages"]] == \
+            ["done", "done"]
+        run("runs", "--lab", LAB, "--json")
+        run("plan", "--profile", PROFILE, "--lab", LAB)
+        run("plan", "--profile", PROFILE, "--lab", LAB, "--json")
+
+        # The secrets really went where the stages sent them: there was something to leak,
+        # and the audit finds a secret where one is (the operator's own `cat` prints it).
+        shown = guest("cat /root/app.conf")
+        assert shown == f"password={secrets['db_password']}\n"
+        assert holds(shown, secrets) == ["db_password"]
+
+        leaks = [f"`vmlab {command}` printed {name}"
+                 for command, text in printed for name in holds(text, secrets)]
+        env = vmlab.env
+        roots = [Path(env["XDG_STATE_HOME"]), Path(env["XDG_CONFIG_HOME"])]
+        scanned = [path for root in roots for path in files_under(root)]
+        # The image cache is shared between tests: only what was written during this one.
+        scanned += list(files_under(Path(env["XDG_CACHE_HOME"]), since=started,
+                                    max_size=64 << 20))
+        names = {path.name for path in scanned}
+        assert {"state.json", "vmlab.log", "01-configure-1.log", "02-check-1.log", "run.json",
+                "junit.xml", "console.log", "secrets.json"} <= names, names
+        holders = {path: holds(path.read_bytes().decode("utf-8", "replace"), secrets)
+                   for path in scanned}
+        leaks += [f"{path} holds {', '.join(found)}" for path, found in holders.items()
+                  if found and path != secrets_file]
+        domain = virsh("dumpxml", f"vmlab-{LAB}")
+        leaks += [f"the domain XML holds {name}" for name in holds(domain, secrets)]
+        assert leaks == []
+        # ...and the one file that holds them is the lab's secrets file, readable by its owner.
+        assert holders[secrets_file] == sorted(secrets)
+        assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    finally:
+        if (vmlab.state_dir / "labs" / LAB / "state.json").is_file():
+            vmlab("destroy", "--lab", LAB)
+    assert f"vmlab-{LAB}" not in virsh("list", "--all", "--name").split()
