@@ -65,12 +65,19 @@ def upload(conn: libvirt.virConnect, volume: libvirt.virStorageVol, source: Path
                     reported = percent
         stream.finish()
     except libvirt.libvirtError as exc:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
+        _abort(stream)
         raise DriverError(f"uploading {source.name} to volume {volume.name()} failed: "
                           f"{exc.get_error_message()}") from exc
+    except BaseException:
+        _abort(stream)  # Ctrl-C or SIGTERM: a volume is deleted only once its upload ended
+        raise
+
+
+def _abort(stream: libvirt.virStream) -> None:
+    try:
+        stream.abort()
+    except libvirt.libvirtError:
+        pass
 
 
 def _send(stream: libvirt.virStream, data: bytes) -> None:
