@@ -100,8 +100,11 @@ def test_create_fail_rollback_resume_destroy(libvirtd, vmlab, tmp_path):
     recovered = vmlab.json("status", "--lab", LAB)
     assert [row["status"] for row in recovered["stages"]] == ["done"] * 4
 
-    # 5. destroy leaves no domain, volume, or lab file.
+    # 5. destroy leaves no domain, volume, console log or lab file.
+    console_log = Path(vmlab.json("status", "--lab", LAB)["console_log"])
+    assert console_log.is_file()
     vmlab("destroy", "--lab", LAB)
+    assert not console_log.exists()
     assert f"vmlab-{LAB}" not in virsh("list", "--all", "--name").split()
     volumes = virsh("vol-list", "vmlab")
     assert f"vmlab-{LAB}" not in volumes

@@ -343,6 +343,8 @@ class LibvirtDriver(Driver):
         flags = (libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                  | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)  # vmlab domains have no NVRAM
         self._call(f"removing VM {ref.name}", domain.undefineFlags, flags)
+        if self.remote_host is None and owner.serial_log:
+            _remove_console_log(Path(owner.serial_log))
         pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
         for name in owner.volumes:
             volume = storage.find_volume(pool, name)
@@ -475,6 +477,16 @@ class LibvirtDriver(Driver):
     def console_log_path(self, ref: VMRef) -> str | None:
         owner = self._owner(self._domain(ref))
         return owner.serial_log if owner and owner.serial_log else None
+
+
+def _remove_console_log(log: Path) -> None:
+    """The serial console log (and virtlogd's rotations of it): it may hold what a stage
+    printed, secrets included, so it goes with the VM. On a remote host it stays."""
+    for path in (log, *log.parent.glob(f"{log.name}.*")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _parents_first(snapshots: list[Snapshot]) -> list[Snapshot]:
