@@ -48,7 +48,8 @@ def install_keystone(c: Context, env: StageEnv) -> None:
               p.path("keystone-wsgi-source"))
     c.run(f"ln -sf {p.path('keystone-wsgi-source')} {p.path('keystone-wsgi-link')}")
     # Verify operation, step 1: admin_token_auth out of the paste pipelines.
-    c.run("sed -i 's/ admin_token_auth / /' /etc/keystone/keystone-paste.ini")
+    if p.has_path("keystone-paste"):
+        c.run(f"sed -i 's/ admin_token_auth / /' {p.path('keystone-paste')}")
     c.run(p.enable_and_start("httpd"))
     c.run(wait_for_port(None, 5000))
     c.put(env.render("openstack/openrc.j2", user="admin", project="admin",
@@ -71,7 +72,8 @@ def install_keystone(c: Context, env: StageEnv) -> None:
 def verify_keystone(c: Context, env: StageEnv) -> None:
     httpd = env.platform.service("httpd")
     c.run(f"ss -Hltnp 'sport = :5000' | grep -q '\"{httpd}\"'")  # Apache serves Keystone
-    c.run("! grep -E '^pipeline.* admin_token_auth ' /etc/keystone/keystone-paste.ini")
+    if env.platform.has_path("keystone-paste"):
+        c.run(f"! grep -E '^pipeline.* admin_token_auth ' {env.platform.path('keystone-paste')}")
     c.run(ADMIN + "openstack token issue")
     c.run(". /root/demo-openrc && openstack token issue")
     c.run(ADMIN + f"openstack endpoint list --service identity --region {env.openstack.region} "

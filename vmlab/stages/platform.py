@@ -18,8 +18,8 @@ class Platform:
     packages: Mapping[str, tuple[str, ...]]
     #: role -> systemd unit name; None when the platform has no such service
     services: Mapping[str, str | None]
-    #: role -> config file path
-    paths: Mapping[str, str]
+    #: role -> config file path; None where the platform has no such file
+    paths: Mapping[str, str | None]
     install_command: str
     upgrade_command: str
     refresh_command: str | None = None
@@ -47,7 +47,13 @@ class Platform:
         return f"systemctl enable {' '.join(units)} && systemctl restart {' '.join(units)}"
 
     def path(self, role: str) -> str:
-        return self.paths[role]
+        path = self.paths[role]
+        if path is None:
+            raise KeyError(f"{self.name} has no {role} file")
+        return path
+
+    def has_path(self, role: str) -> bool:
+        return self.paths.get(role) is not None
 
 
 CENTOS7 = Platform(
@@ -77,6 +83,7 @@ CENTOS7 = Platform(
         "httpd-servername": "/etc/httpd/conf.d/servername.conf",
         "keystone-wsgi-source": "/usr/share/keystone/wsgi-keystone.conf",
         "keystone-wsgi-link": "/etc/httpd/conf.d/wsgi-keystone.conf",
+        "keystone-paste": "/etc/keystone/keystone-paste.ini",
         "httpd-logs": "/var/log/httpd",
     },
     install_command="yum -y -q install",
@@ -115,6 +122,8 @@ DEBIAN12 = Platform(
         "httpd-servername": "/etc/apache2/conf-enabled/servername.conf",
         "keystone-wsgi-source": "/etc/apache2/sites-available/keystone.conf",
         "keystone-wsgi-link": "/etc/apache2/sites-enabled/keystone.conf",
+        # Keystone has had no paste pipeline (so no admin_token_auth in one) since Rocky
+        "keystone-paste": None,
         "httpd-logs": "/var/log/apache2",
     },
     install_command=("DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends "
