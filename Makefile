@@ -6,15 +6,17 @@ BIN := $(VENV)/bin
 CACHE := $(CURDIR)/.cache
 STAMP := $(CACHE)/stamps
 PYTEST_ARGS ?=
+BENCH_VENV := $(CACHE)/bench-venv
+BENCH_NOTE ?=
 
-.PHONY: help deps venv demo demo-clean test test-fast e2e-openstack bench vcsim clean
+.PHONY: help deps venv demo demo-clean test test-fast e2e-openstack bench bench-venv bench-report vcsim clean
 
 help:
 	@echo "make demo           build a small Debian guest and run the demo lab on local libvirt/qemu"
 	@echo "make test           install what the tests need and run them (about 25 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
 	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (long)"
-	@echo "make bench          benchmarks under bench/"
+	@echo "make bench          benchmarks under bench/, written to docs/benchmarks.md (about 45 minutes)"
 
 $(STAMP)/apt: scripts/install-deps
 	scripts/install-deps
@@ -57,8 +59,29 @@ test-fast: venv
 e2e-openstack: venv
 	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m openstack -s tests/test_e2e_openstack.py
 
-bench: venv
+# The tools vmlab is compared with live in their own venv, never in vmlab's.
+$(BENCH_VENV)/bin/kcli:
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q kcli ansible-core
+	@touch $@
+
+bench-venv: $(BENCH_VENV)/bin/kcli
+
+# One VM at a time; each script prints its table and saves it for bench/report.py.
+bench: venv bench-venv
+	scripts/ensure-libvirtd
+	rm -rf $(CACHE)/bench/results
 	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/remote_commands.py
+	$(BIN)/python bench/snapshot_overhead.py
+	$(BIN)/python bench/rollback_ratio.py
+	$(BIN)/python bench/rollback_ratio.py --mode live
+	$(BIN)/python bench/rebuild_ratio.py
+	$(MAKE) --no-print-directory bench-report
+
+bench-report: venv
+	$(BIN)/python bench/report.py --note "$(BENCH_NOTE)"
 
 clean:
 	rm -rf $(VENV) $(CACHE) *.egg-info
