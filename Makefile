@@ -57,7 +57,9 @@ test-fast: venv
 	$(BIN)/pytest -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
 
 e2e-openstack: venv
-	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m openstack -s tests/test_e2e_openstack.py
+	@# its own --basetemp: a pytest run started meanwhile would prune the shared one, lab state and all
+	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m openstack -s \
+	  --basetemp=$(CACHE)/e2e-openstack-tmp tests/test_e2e_openstack.py
 
 # The tools vmlab is compared with live in their own venv, never in vmlab's.
 $(BENCH_VENV)/bin/kcli:
