@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_VENV, REPO, median, save, table, target  # noqa: E402
+from common import BENCH_VENV, median, save, table, target  # noqa: E402
 from tests.sshd import Sshd  # noqa: E402
 from vmlab.remote import Session, Target, open_session  # noqa: E402
 
@@ -99,7 +99,7 @@ class Ansible:
 
     def _playbook(self, name: str, tasks: int) -> None:
         lines = ["- hosts: bench", "  gather_facts: false", "  tasks:"]
-        lines += [f"    - ansible.builtin.command: 'true'" for _ in range(tasks)]
+        lines += ["    - ansible.builtin.command: 'true'" for _ in range(tasks)]
         (self.dir / name).write_text("\n".join(lines) + "\n")
 
     def play(self, name: str) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.processes import stop_pid
 
 REPO = Path(__file__).resolve().parent.parent
 VMLAB = [sys.executable, "-m", "vmlab"]
@@ -34,20 +35,6 @@ def _start_daemon(argv: list[str], pidfile: Path) -> int:
             return int(pidfile.read_text().strip())
         time.sleep(0.1)
     raise RuntimeError(f"{argv[0]} wrote no pid file")
-
-
-def _stop_pid(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +59,7 @@ def libvirtd() -> Iterator[str]:
         yield "qemu:///system"
     finally:
         for pid in reversed(started):
-            _stop_pid(pid)
+            stop_pid(pid)
         shutil.rmtree(rundir, ignore_errors=True)
 
 

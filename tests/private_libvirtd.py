@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from tests.processes import stop_pid
 
 PRIVATE_DIRS = ("/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/cache/libvirt",
                 "/var/log/libvirt")
@@ -86,7 +87,7 @@ class PrivateLibvirtd:
     def stop_daemon(self) -> None:
         """SIGTERM to the daemon (by its PID), as a service manager's restart does."""
         if self.pid is not None:
-            _stop_pid(self.pid)
+            stop_pid(self.pid)
             self.pid = None
 
     def restart_daemon(self) -> None:
@@ -123,30 +124,9 @@ class PrivateLibvirtd:
     def stop(self) -> None:
         self.stop_daemon()
         for pid in self.namespace_pids():  # a qemu left behind by a failed test
-            _stop_pid(pid)
+            stop_pid(pid)
         if self.holder is not None:
-            _stop_pid(self.holder.pid)
+            stop_pid(self.holder.pid)
             self.holder.wait(timeout=10)
             self.holder = None
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _stop_pid(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(150):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        try:  # reap it when it is our child
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

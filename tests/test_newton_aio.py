@@ -3,9 +3,7 @@ the kickstart through pykickstart, the install and final domains on libvirt's te
 from __future__ import annotations
 
 import configparser
-import ipaddress
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
