@@ -16,12 +16,12 @@ from urllib.parse import parse_qs, urlparse
 import libvirt
 
 from vmlab.drivers.base import (Driver, Endpoint, KernelBoot, OwnedObject, PowerState,
-                                ProgressFn, Snapshot, VMRef, VMSpec, _quiet)
+                                ProgressFn, VMRef, VMSpec, _quiet)
 from vmlab.drivers.libvirt import storage
+from vmlab.drivers.libvirt.snapshots import SnapshotOperations
 from vmlab.drivers.libvirt.xml import (VMLAB_NS, BootFiles, Ownership, domain_xml,
                                        network_xml)
-from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned, SnapshotExists,
-                          VmlabError)
+from vmlab.errors import DriverError, InfrastructureError, NotFound, NotOwned, VmlabError
 
 GIB = 1 << 30
 PORT_RETRIES = 5
@@ -34,9 +34,6 @@ _STATES = {
     libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
     libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.PAUSED,
 }
-_SNAPSHOT_STATES = {"running": PowerState.RUNNING, "shutoff": PowerState.SHUTOFF,
-                    "paused": PowerState.PAUSED}
-
 
 def _ignore_libvirt_errors(_ctx: object, _err: object) -> None:
     """libvirt prints every error to stderr by default; vmlab reports them itself."""
@@ -49,7 +46,7 @@ def _message(exc: libvirt.libvirtError) -> str:
     return exc.get_error_message() or str(exc)
 
 
-class LibvirtDriver(Driver):
+class LibvirtDriver(SnapshotOperations, Driver):
     kind = "libvirt"
 
     def __init__(self, uri: str = "qemu:///system", pool: str = "vmlab",
@@ -378,62 +375,6 @@ class LibvirtDriver(Driver):
                       for n in owner.networks]
         return owned
 
-    # -- snapshots ---------------------------------------------------------------------------
-    def snapshot_create(self, ref: VMRef, name: str, description: str = "",
-                        live: bool = False) -> Snapshot:
-        domain = self._domain(ref)
-        if self._snapshot(domain, name) is not None:
-            raise SnapshotExists(f"VM {ref.name!r} already has a snapshot named {name!r}",
-                                 hint="snapshot names are unique per VM")
-        if live and not domain.isActive():
-            raise DriverError(f"a live snapshot needs VM {ref.name} running")
-        if not live and domain.isActive():
-            raise DriverError(f"an offline snapshot needs VM {ref.name} shut off",
-                              hint="stop it first")
-        root = ET.Element("domainsnapshot")
-        ET.SubElement(root, "name").text = name
-        ET.SubElement(root, "description").text = description
-        self._call(f"taking snapshot {name!r} of {ref.name}", domain.snapshotCreateXML,
-                   ET.tostring(root, encoding="unicode"), 0)
-        return next(s for s in self.snapshot_list(ref) if s.name == name)
-
-    @staticmethod
-    def _snapshot(domain: libvirt.virDomain, name: str) -> libvirt.virDomainSnapshot | None:
-        try:
-            return domain.snapshotLookupByName(name, 0)
-        except libvirt.libvirtError:
-            return None
-
-    def snapshot_list(self, ref: VMRef) -> list[Snapshot]:
-        domain = self._domain(ref)
-        snapshots: list[Snapshot] = []
-        for snap in domain.listAllSnapshots(0):
-            root = ET.fromstring(snap.getXMLDesc(0))
-            parent = root.findtext("./parent/name")
-            snapshots.append(Snapshot(
-                name=root.findtext("name", ""), parent=parent,
-                created=datetime.fromtimestamp(int(root.findtext("creationTime", "0")),
-                                               timezone.utc),
-                state=_SNAPSHOT_STATES.get(root.findtext("state", ""), PowerState.OTHER),
-                description=root.findtext("description", "") or "",
-                current=bool(snap.isCurrent(0))))
-        return _parents_first(snapshots)
-
-    def snapshot_revert(self, ref: VMRef, name: str) -> None:
-        domain = self._domain(ref)
-        snap = self._snapshot(domain, name)
-        if snap is None:
-            raise NotFound(f"VM {ref.name!r} has no snapshot {name!r}")
-        self._call(f"reverting {ref.name} to snapshot {name!r}", domain.revertToSnapshot, snap, 0)
-
-    def snapshot_delete(self, ref: VMRef, name: str, children: bool = False) -> None:
-        domain = self._domain(ref)
-        snap = self._snapshot(domain, name)
-        if snap is None:
-            raise NotFound(f"VM {ref.name!r} has no snapshot {name!r}")
-        flags = libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0
-        self._call(f"deleting snapshot {name!r} of {ref.name}", snap.delete, flags)
-
     # -- guest access --------------------------------------------------------------------------
     def interface_addresses(self, ref: VMRef) -> dict[str, list[str]]:
         domain = self._domain(ref)
@@ -487,20 +428,6 @@ def _remove_console_log(log: Path) -> None:
             path.unlink(missing_ok=True)
         except OSError:
             pass
-
-
-def _parents_first(snapshots: list[Snapshot]) -> list[Snapshot]:
-    by_parent: dict[str | None, list[Snapshot]] = {}
-    names = {s.name for s in snapshots}
-    for snap in sorted(snapshots, key=lambda s: (s.created, s.name)):
-        by_parent.setdefault(snap.parent if snap.parent in names else None, []).append(snap)
-    ordered: list[Snapshot] = []
-    stack = list(reversed(by_parent.get(None, [])))
-    while stack:
-        snap = stack.pop()
-        ordered.append(snap)
-        stack.extend(reversed(by_parent.get(snap.name, [])))
-    return ordered
 
 
 __all__ = ["LibvirtDriver", "VmlabError"]
