@@ -26,8 +26,9 @@ class Sshd:
     """sshd -D on 127.0.0.1:port, root login with ``client_key`` only."""
 
     def __init__(self, workdir: Path, port: int | None = None,
-                 client_key: Path | None = None) -> None:
+                 client_key: Path | None = None, extra_config: tuple[str, ...] = ()) -> None:
         self.dir = workdir
+        self.extra_config = extra_config
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.client_key = client_key or keygen(self.dir / "client_key")
@@ -52,7 +53,8 @@ class Sshd:
             f"PidFile {self.dir / 'sshd.pid'}",
             "PermitRootLogin prohibit-password", "PasswordAuthentication no",
             "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
-            "AllowTcpForwarding yes", "Subsystem sftp internal-sftp", "LogLevel ERROR", ""]))
+            "AllowTcpForwarding yes", "Subsystem sftp internal-sftp", "LogLevel ERROR",
+            *self.extra_config, ""]))
         self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
                                         stdout=subprocess.DEVNULL,
                                         stderr=open(self.dir / "sshd.log", "ab"))

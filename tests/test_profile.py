@@ -87,6 +87,7 @@ BROKEN = [
     ("bad network kind", lambda t: t.replace("network: user, subnet: 192", "network: bridge, subnet: 192"), "vm.nics[1].network", "'nat', 'isolated' or 'user'"),
     ("bad MAC", lambda t: t.replace("address: 192.168.70.2}", "address: 192.168.70.2, mac: zz}"), "vm.nics[1].mac", "MAC address"),
     ("two provider NICs", lambda t: t.replace("role: management", "role: provider"), "vm", "exactly one NIC"),
+    ("command timeout of zero", lambda t: t + "ssh: {command_timeout_minutes: 0}\n", "ssh.command_timeout_minutes", "greater than or equal to 1"),
     ("bad snapshot mode", lambda t: t + "snapshots: {mode: sometimes}\n", "snapshots.mode", "'offline' or 'live'"),
     ("duplicate stage", lambda t: t.replace("stages: [hosts]", "stages: [hosts, hosts]"), "(top level)", "repeated: hosts"),
     ("bad hostname", lambda t: t.replace("vm:\n", "vm:\n  hostname: Control_Ler\n"), "vm.hostname", "hostname"),

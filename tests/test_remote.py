@@ -123,6 +123,16 @@ def test_jump_host_reaches_the_target(sshd, tmp_path):
         gateway.stop()
 
 
+def test_a_command_without_its_own_timeout_gets_the_sessions(sshd, tmp_path):
+    """A hung guest keeps the connection alive: only the default timeout ends the wait."""
+    with open_session(target_for(sshd, tmp_path), command_timeout=1) as session:
+        started = time.monotonic()
+        with pytest.raises(WaitTimeout, match="within 1s") as raised:
+            session.run("sleep 30")
+    assert time.monotonic() - started < 5
+    assert "command_timeout_minutes" in raised.value.hint
+
+
 def test_dropped_connection_raises_instead_of_hanging(sshd, session):
     threading.Timer(0.5, sshd.kill_connections).start()
     with pytest.raises(InfrastructureError, match="lost"):
@@ -143,6 +153,41 @@ def test_wait_for_ssh_succeeds_when_sshd_comes_up_later(tmp_path):
     finally:
         time.sleep(0.1)
         server.stop()
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# stands in for systemd: is-system-running answers what the test wrote
+[ "$1" = is-system-running ] && cat "$(dirname "$0")/state"
+"""
+
+
+@pytest.fixture
+def booting_guest(tmp_path):
+    """An sshd whose sessions find a fake systemctl first on PATH, and the file it reads."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (fake_bin / "systemctl").chmod(0o755)
+    (fake_bin / "state").write_text("starting\n")
+    server = Sshd(tmp_path / "booting",
+                  extra_config=(f"SetEnv PATH={fake_bin}:/usr/sbin:/usr/bin:/sbin:/bin",)).start()
+    yield server, fake_bin / "state"
+    server.stop()
+
+
+def test_wait_for_ssh_waits_until_the_guests_boot_has_settled(booting_guest, tmp_path):
+    server, state = booting_guest
+    target = target_for(server, tmp_path)
+    with pytest.raises(WaitTimeout, match="services are still starting"):
+        wait_for_ssh(target, timeout=3)
+    threading.Timer(2, state.write_text, args=("degraded\n",)).start()
+    started = time.monotonic()
+    wait_for_ssh(target, timeout=20)
+    assert 1.5 < time.monotonic() - started < 10
+
+
+def test_wait_for_ssh_accepts_a_guest_without_systemd(sshd, tmp_path):
+    wait_for_ssh(target_for(sshd, tmp_path), timeout=10)
 
 
 def test_redact_masks_every_secret():

@@ -114,8 +114,9 @@ class Lab:
     def session(self, ref: VMRef, log_path: Path | None) -> Iterator:
         from vmlab.remote import open_session
 
-        session = open_session(self.target(ref), log_path=log_path,
-                               secrets=self.secrets.values())
+        session = open_session(
+            self.target(ref), log_path=log_path, secrets=self.secrets.values(),
+            command_timeout=self.loaded.profile.ssh.command_timeout_minutes * 60)
         try:
             yield session
         finally:

@@ -153,6 +153,9 @@ class VM(Strict):
 class Ssh(Strict):
     user: str = "root"
     port: int = 22
+    #: How long one command of a stage may run before the stage fails (a hung guest keeps
+    #: its SSH connection alive; this is what ends the wait).
+    command_timeout_minutes: int = Field(60, ge=1, le=24 * 60)
 
 
 class ScriptStage(Strict):

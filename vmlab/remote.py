@@ -40,6 +40,9 @@ TAIL_LINES = 20
 #: Seconds between SSH keepalives. A guest that was reset mid-command never closes the
 #: connection; only traffic from this side makes it answer with a reset, which ends the wait.
 KEEPALIVE = 5
+#: Seconds a command may run when its caller gives no timeout: a guest that hangs (rather
+#: than resets) keeps the connection alive, and only this ends the wait.
+COMMAND_TIMEOUT = 3600
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,10 @@ class Session:
     """One SSH connection and one persistent shell; use as a context manager."""
 
     def __init__(self, conn: Connection, target: Target, log_path: Path | None,
-                 secrets: Iterable[str], open_timeout: float = 15) -> None:
+                 secrets: Iterable[str], open_timeout: float = 15,
+                 command_timeout: float = COMMAND_TIMEOUT) -> None:
         self.conn = conn
+        self.command_timeout = command_timeout
         self.target = target
         self.secrets = [s for s in secrets if s]
         self._log = None
@@ -164,8 +169,11 @@ class Session:
         """Run ``command`` with bash in the guest.
 
         ``hide``: log only the command and its exit code (for output that holds secrets).
-        On a timeout the session is closed: the command may still be running in the guest.
+        ``timeout``: seconds; without it, the session's ``command_timeout``. On a timeout
+        the session is closed: the command may still be running in the guest.
         """
+        if timeout is None:
+            timeout = self.command_timeout
         shown = redact(command, self.secrets)
         self._write_log(f"$ {shown}")
         marker = uuid.uuid4().hex
@@ -199,10 +207,10 @@ class Session:
         return (f"{body}; __vmlab_rc=$?; printf '\\n{marker} %d\\n' $__vmlab_rc; "
                 f"printf '\\n{marker}\\n' >&2\n")
 
-    def _collect(self, marker: str, timeout: float | None, shown: str) -> tuple[str, str, int]:
+    def _collect(self, marker: str, timeout: float, shown: str) -> tuple[str, str, int]:
         out, err = bytearray(), bytearray()
         out_end, err_end = f"\n{marker} ".encode(), f"\n{marker}\n".encode()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         while True:
             while self._channel.recv_ready():
                 out += self._channel.recv(1 << 16)
@@ -216,16 +224,14 @@ class Session:
             if self._channel.closed or self._channel.exit_status_ready() \
                     or self._channel.eof_received:
                 raise EOFError("the remote shell ended")
-            wait = 1.0
-            if deadline is not None:
-                wait = deadline - time.monotonic()
-                if wait <= 0:
-                    self.close()
-                    raise WaitTimeout(f"command did not finish within {timeout:.0f}s: {shown}",
-                                      hint="the command may still run in the guest; the "
-                                           "stage's SSH session was closed")
-                wait = min(wait, 1.0)
-            select.select([self._fileno], [], [], wait)
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                self.close()
+                raise WaitTimeout(f"command did not finish within {timeout:.0f}s: {shown}",
+                                  hint="the command may still run in the guest (the stage's "
+                                       "SSH session was closed); if it only needs longer, "
+                                       "raise ssh.command_timeout_minutes in the profile")
+            select.select([self._fileno], [], [], min(wait, 1.0))
 
     # -- files ----------------------------------------------------------------------------
     def put(self, content: str | bytes, path: str, mode: int = 0o644) -> None:
@@ -294,10 +300,12 @@ class Session:
 
 
 def open_session(target: Target, *, log_path: Path | None = None, secrets: Iterable[str] = (),
-                 connect_timeout: float = 15) -> Session:
+                 connect_timeout: float = 15,
+                 command_timeout: float = COMMAND_TIMEOUT) -> Session:
     conn = _open_connection(target, connect_timeout)
     try:
-        return Session(conn, target, log_path, secrets, open_timeout=connect_timeout)
+        return Session(conn, target, log_path, secrets, open_timeout=connect_timeout,
+                       command_timeout=command_timeout)
     except (paramiko.SSHException, OSError, EOFError) as exc:
         conn.close()
         raise InfrastructureError(f"cannot start a shell on {target.describe()}: {exc}") from exc
