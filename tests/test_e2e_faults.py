@@ -17,6 +17,7 @@ import signal
 import subprocess
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,7 @@ class FaultLab:
         """The way back every hint names: rollback, fix the stage, resume; then all is done."""
         self.vmlab("rollback", stage, "--lab", LAB)
         assert self.stages()[stage] == "pending"
+        self.assert_guest_clock_is_now(stage)
         self.write_profile(BENIGN)
         self.vmlab("resume", "--lab", LAB)
         status = self.status()
@@ -97,6 +99,17 @@ class FaultLab:
         assert status["complete"] is True and status["power"] == "running"
         assert self.snapshots() == ["prepare", "work", "complete"]
         assert self.guest("cat /root/work").stdout == "done-by-work\n"
+
+    def assert_guest_clock_is_now(self, snapshot: str) -> None:
+        """A live revert resumes the guest at the snapshot's time; rollback steps its clock."""
+        taken = next(s for s in self.vmlab.json("snapshots", "--lab", LAB)
+                     if s["name"] == snapshot)["created"]
+        age = time.time() - datetime.fromisoformat(taken).timestamp()
+        before = time.time()
+        guest_now = float(self.guest("date +%s.%N").stdout)
+        after = time.time()
+        assert age > 5, "the snapshot is too young for this check to mean anything"
+        assert before - 2 <= guest_now <= after + 2, (guest_now, before, after, age)
 
     def assert_consistent(self, expected: dict[str, str]) -> dict:
         """The state file parses, says what happened, and the lab's lock is free."""

@@ -129,6 +129,16 @@ class Lab:
             self.driver.start(ref)
         self.wait_for_ssh(ref)
 
+    def set_guest_clock(self, ref: VMRef) -> None:
+        """Step the guest's clock to now. A live snapshot resumes the guest at the moment it
+        was taken, so its clock is as far behind as the snapshot is old; chrony would only
+        slew it back over hours (apt and tokens notice)."""
+        with self.session(ref, self.files.logs / "power.log") as c:
+            result = c.run(f"date -u -s @{time.time():.3f}", check=False)
+        if result.exit_code != 0:
+            log.warning("could not set the guest's clock after a live revert: %s",
+                        result.stderr.strip())
+
     def shutdown(self, ref: VMRef) -> None:
         """A clean shutdown from inside the guest, then ACPI, then a hard stop."""
         if self.driver.state(ref) == PowerState.SHUTOFF:
@@ -421,6 +431,8 @@ def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) 
             record.status, record.error = "pending", None
         lab_obj.save()
         lab_obj.ensure_running(ref)
+        if snapshots[stage].state == PowerState.RUNNING:
+            lab_obj.set_guest_clock(ref)
         progress.step(f"rolled back to just before {stage}; `vmlab resume` runs it again")
 
 
