@@ -84,15 +84,19 @@ def load_note() -> str:
             f"{len(guests)} libvirt guest(s) running")
 
 
-def save(name: str, title: str, method: str, body: str, verdict: str) -> None:
-    """Print a benchmark's result and keep it for bench/report.py."""
+def save(name: str, title: str, method: str, body: str, verdict: str,
+         source: str | None = None) -> None:
+    """Print a benchmark's result and keep it for bench/report.py.
+
+    ``source``: what measured it, when not the bench/ script whose name ``name`` starts with.
+    """
     text = f"{body}\n\n{verdict}"
     print(f"## {title}\n\n{text}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({
         "title": title, "method": method, "body": body, "verdict": verdict,
         "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "load": load_note()}, indent=2))
+        "load": load_note(), "source": source}, indent=2))
 
 
 def target(met: bool) -> str:

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_VENV, REPO, RESULTS, load_note, table  # noqa: E402
 
 ORDER = ["cli_start", "snapshot_overhead", "remote_commands", "rollback_ratio",
-         "rollback_ratio_offline", "rollback_ratio_live", "rebuild_ratio"]
+         "rollback_ratio_offline", "rollback_ratio_live", "rollback_ratio_openstack",
+         "rebuild_ratio"]
 
 
 def _first(path: str, prefix: str) -> str:
@@ -110,9 +111,10 @@ def main() -> None:
     lines += ["## Summary", "", table(["benchmark", "result"],
                                      [[r["title"], r["verdict"]] for r in results.values()]), ""]
     for name, result in results.items():
-        script = next(s for s in scripts if name.startswith(s))
+        source = result.get("source") or \
+            f"`bench/{next(s for s in scripts if name.startswith(s))}.py`"
         lines += [f"## {result['title']}", "",
-                  f"`bench/{script}.py`, finished {result['measured']}; then: {result['load']}.",
+                  f"{source}, finished {result['measured']}; then: {result['load']}.",
                   "",
                   result["method"], "", result["body"], "", result["verdict"], ""]
     if missing:

@@ -56,6 +56,7 @@ def test_create_fail_rollback_resume_destroy(libvirtd, vmlab, tmp_path):
     assert stages["memcached-install"]["status"] == "pending"
     assert status["power"] == "running"
     assert status["acceleration"] in ("kvm", "tcg")
+    assert status["snapshot_mode"] == "offline"
     assert {"hosts", "flaky"} <= {s["name"] for s in vmlab.json("snapshots", "--lab", LAB)}
     log = Path(stages["flaky"]["log"]).read_text()
     assert "exit 1" in log or "exit code 1" in log or "status 1" in log

@@ -21,6 +21,7 @@ def status(lab: Lab) -> dict[str, Any]:
         "lab": lab.name, "profile": state.profile, "profile_path": state.profile_path,
         "driver": state.driver, "uri": state.uri, "vm": state.vm_name,
         "acceleration": state.acceleration, "created": state.created.isoformat(),
+        "snapshot_mode": lab.loaded.profile.snapshots.mode,
         "stages": [r.model_dump(mode="json") for r in state.stages],
     }
     try:

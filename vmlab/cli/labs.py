@@ -143,7 +143,8 @@ def status(lab: str | None, as_json: bool) -> None:
 
 def _print_status(report: dict[str, Any]) -> None:
     click.echo(f"lab {report['lab']} (profile {report['profile']}) on {report['uri']}")
-    click.echo(f"  vm: {report['vm']} {report['power']}, acceleration {report['acceleration']}")
+    click.echo(f"  vm: {report['vm']} {report['power']}, acceleration {report['acceleration']}, "
+               f"{report['snapshot_mode']} snapshots")
     if report.get("ssh"):
         ssh = report["ssh"]
         via = f" via {ssh['via']}" if ssh["via"] else ""
