@@ -36,6 +36,16 @@ BOOT_TIMEOUT = float(os.environ.get("VMLAB_BOOT_TIMEOUT", "600"))
 SHUTDOWN_TIMEOUT = 180.0
 
 
+def _set_guest_clock(session) -> None:
+    """Step the guest's clock to now. A live snapshot resumes the guest at the moment it was
+    taken, so its clock is as far behind as the snapshot is old; chrony would only slew it
+    back over hours (apt and tokens notice)."""
+    result = session.run(f"date -u -s @{time.time():.3f}", check=False)
+    if result.exit_code != 0:
+        log.warning("could not set the guest's clock after a live revert: %s",
+                    result.stderr.strip())
+
+
 def resolve_lab_name(given: str | None) -> str:
     """The lab a command acts on: the one named, or the only one there is."""
     if given:
@@ -104,11 +114,12 @@ class Lab:
                       key_file=self.files.ssh_key, known_hosts=self.files.known_hosts,
                       jump=endpoint.jump)
 
-    def wait_for_ssh(self, ref: VMRef) -> None:
+    def wait_for_ssh(self, ref: VMRef, *, set_clock: bool = False) -> None:
         from vmlab.remote import wait_for_ssh
 
         with self.progress.waiting(f"waiting for SSH on {self.state.vm_name}") as update:
-            wait_for_ssh(self.target(ref), timeout=BOOT_TIMEOUT, progress=update)
+            wait_for_ssh(self.target(ref), timeout=BOOT_TIMEOUT, progress=update,
+                         then=_set_guest_clock if set_clock else None)
 
     @contextlib.contextmanager
     def session(self, ref: VMRef, log_path: Path | None) -> Iterator:
@@ -123,21 +134,13 @@ class Lab:
             session.close()
 
     # -- power and snapshots -------------------------------------------------------------
-    def ensure_running(self, ref: VMRef) -> None:
+    def ensure_running(self, ref: VMRef, *, set_clock: bool = False) -> None:
+        """Start the VM if needed and wait until SSH answers; ``set_clock`` steps the
+        guest's clock to now (after a revert to a live snapshot)."""
         if self.driver.state(ref) != PowerState.RUNNING:
             self.progress.step(f"starting {ref.name}")
             self.driver.start(ref)
-        self.wait_for_ssh(ref)
-
-    def set_guest_clock(self, ref: VMRef) -> None:
-        """Step the guest's clock to now. A live snapshot resumes the guest at the moment it
-        was taken, so its clock is as far behind as the snapshot is old; chrony would only
-        slew it back over hours (apt and tokens notice)."""
-        with self.session(ref, self.files.logs / "power.log") as c:
-            result = c.run(f"date -u -s @{time.time():.3f}", check=False)
-        if result.exit_code != 0:
-            log.warning("could not set the guest's clock after a live revert: %s",
-                        result.stderr.strip())
+        self.wait_for_ssh(ref, set_clock=set_clock)
 
     def shutdown(self, ref: VMRef) -> None:
         """A clean shutdown from inside the guest, then ACPI, then a hard stop."""
@@ -430,9 +433,7 @@ def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) 
         for record in lab_obj.state.stages[index:]:
             record.status, record.error = "pending", None
         lab_obj.save()
-        lab_obj.ensure_running(ref)
-        if snapshots[stage].state == PowerState.RUNNING:
-            lab_obj.set_guest_clock(ref)
+        lab_obj.ensure_running(ref, set_clock=snapshots[stage].state == PowerState.RUNNING)
         progress.step(f"rolled back to just before {stage}; `vmlab resume` runs it again")
 
 

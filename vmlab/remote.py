@@ -318,8 +318,10 @@ BOOT_SETTLED = ('case "$(systemctl is-system-running 2>/dev/null)" in '
 
 
 def wait_for_ssh(target: Target, *, timeout: float,
-                 progress: Callable[[str], None] = lambda _: None) -> None:
-    """Retry until the guest's sshd accepts the lab's key and its boot has settled."""
+                 progress: Callable[[str], None] = lambda _: None,
+                 then: Callable[[Session], None] | None = None) -> None:
+    """Retry until the guest's sshd accepts the lab's key and its boot has settled;
+    ``then`` runs in that same session (one SSH handshake less)."""
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     last_error = "nothing answered"
@@ -329,6 +331,8 @@ def wait_for_ssh(target: Target, *, timeout: float,
         try:
             with open_session(target, connect_timeout=min(10, timeout)) as session:
                 if session.run(BOOT_SETTLED, check=False, timeout=min(30, timeout)).exit_code == 0:
+                    if then is not None:
+                        then(session)
                     return
             last_error = "SSH answers; the guest's services are still starting"
         except InfrastructureError as exc:
