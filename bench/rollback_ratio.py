@@ -121,7 +121,8 @@ def main() -> None:
          f"`{stage}` runs (untimed), then `vmlab rollback {stage}` (timed, the CLI in a new "
          f"process); medians. Snapshots are `{mode}`: "
          + ("a revert puts the guest back shut off, so rollback boots it and waits for SSH."
-            if mode == "offline" else "a revert puts the guest back running."),
+            if mode == "offline" else "a revert puts the guest back running; rollback checks "
+            "SSH and steps the guest's clock in one session."),
          body, f"rebuild / rollback: {full / back:.1f}x (target at least 20x): "
                f"{target(full / back >= 20)}")
 
