@@ -78,8 +78,8 @@ bench: venv bench-venv
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/remote_commands.py
 	$(BIN)/python bench/snapshot_overhead.py
-	$(BIN)/python bench/rollback_ratio.py
 	$(BIN)/python bench/rollback_ratio.py --mode live
+	$(BIN)/python bench/rollback_ratio.py --mode offline
 	$(BIN)/python bench/rebuild_ratio.py
 	$(MAKE) --no-print-directory bench-report
 
