@@ -139,7 +139,7 @@ class Running:
     def __init__(self, env: dict[str, str], args: tuple[str, ...]) -> None:
         self.proc = subprocess.Popen(VMLAB + list(args), env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_default_sigint)
         self.lines: list[str] = []
         self.out = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -177,6 +177,13 @@ class Running:
         code = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=10)
         return code
+
+
+def _default_sigint() -> None:
+    """A run started in the background by a non-interactive shell inherits SIGINT ignored
+    (and Python then keeps ignoring it); vmlab under test must get Ctrl-C as a terminal
+    gives it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def assert_stage_failure(result, stage: str, *words: str) -> None:
