@@ -15,7 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from vmlab import drivers, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
@@ -29,6 +29,9 @@ from vmlab.paths import list_labs
 from vmlab.state import LabFiles, LabState, StageRecord, now
 from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri
 
+if TYPE_CHECKING:
+    from vmlab.remote import Session  # imported lazily at run time: it brings in Fabric
+
 log = logging.getLogger("vmlab")
 
 COMPLETE = "complete"
@@ -36,7 +39,7 @@ BOOT_TIMEOUT = float(os.environ.get("VMLAB_BOOT_TIMEOUT", "600"))
 SHUTDOWN_TIMEOUT = 180.0
 
 
-def _set_guest_clock(session) -> None:
+def _set_guest_clock(session: Session) -> None:
     """Step the guest's clock to now. A live snapshot resumes the guest at the moment it was
     taken, so its clock is as far behind as the snapshot is old; chrony would only slew it
     back over hours (apt and tokens notice)."""
