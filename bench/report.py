@@ -41,6 +41,22 @@ def _output(argv: list[str]) -> str:
         return "unknown"
 
 
+def reaper_note() -> str:
+    """Who reaps the qemu processes libvirtd stops: libvirt waits for that on every revert."""
+    try:
+        pid = Path("/run/libvirtd.pid").read_text().strip()
+        ppid = _first(f"/proc/{pid}/status", "PPid").strip()
+        parent = Path(f"/proc/{ppid}/comm").read_text().strip()
+        init = Path("/proc/1/comm").read_text().strip()
+        init = "systemd" if init == "systemd" else "not systemd"
+    except (OSError, ValueError):
+        return "unknown"
+    if parent == "tini":
+        return (f"libvirtd runs under `tini -s` (scripts/start-libvirtd), which reaps each "
+                f"qemu as it exits (PID 1 is {init})")
+    return f"libvirtd's parent is {parent}; PID 1 is {init}"
+
+
 def machine() -> list[list[str]]:
     from vmlab.drivers.libvirt import LibvirtDriver
 
@@ -77,6 +93,7 @@ def machine() -> list[list[str]]:
                f"kernel {platform.release()}"],
         ["libvirt / QEMU", f"{dotted(libvirt_version)} / {dotted(qemu_version)}"],
         ["Python", platform.python_version()],
+        ["qemu processes reaped by", reaper_note()],
         ["vmlab side", vmlab_versions],
         ["compared with", versions],
         ["load when the report was written", load_note()],

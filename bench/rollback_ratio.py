@@ -124,7 +124,9 @@ def main() -> None:
             if mode == "offline" else "a revert puts the guest back running; rollback checks "
             "SSH and steps the guest's clock in one session."),
          body, f"rebuild / rollback: {full / back:.1f}x (target at least 20x): "
-               f"{target(full / back >= 20)}")
+               f"{target(full / back >= 20)}"
+               + (" (an offline rollback boots the guest; live snapshots are the fast way "
+                  "back)" if mode == "offline" else ""))
 
 
 if __name__ == "__main__":

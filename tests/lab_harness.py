@@ -21,6 +21,8 @@ from tests.processes import stop_pid
 
 REPO = Path(__file__).resolve().parent.parent
 VMLAB = [sys.executable, "-m", "vmlab"]
+# libvirtd in the background under a reaper for its qemu processes (see the script)
+START_LIBVIRTD = REPO / "scripts/start-libvirtd"
 
 
 def libvirtd_answers(uri: str = "qemu:///system") -> bool:
@@ -29,7 +31,8 @@ def libvirtd_answers(uri: str = "qemu:///system") -> bool:
 
 
 def _start_daemon(argv: list[str], pidfile: Path) -> int:
-    subprocess.run(argv + ["-d", "-p", str(pidfile)], check=True)
+    """Start a daemon that writes ``pidfile`` and return its PID once it has."""
+    subprocess.run(argv + ["-p", str(pidfile)], check=True)
     for _ in range(100):
         if pidfile.is_file() and pidfile.read_text().strip():
             return int(pidfile.read_text().strip())
@@ -48,8 +51,8 @@ def libvirtd() -> Iterator[str]:
     rundir = Path(tempfile.mkdtemp(prefix="vmlab-daemons-"))
     started: list[int] = []
     if subprocess.run(["pgrep", "-x", "virtlogd"], stdout=subprocess.DEVNULL).returncode != 0:
-        started.append(_start_daemon(["virtlogd"], rundir / "virtlogd.pid"))
-    started.append(_start_daemon(["libvirtd"], rundir / "libvirtd.pid"))
+        started.append(_start_daemon(["virtlogd", "-d"], rundir / "virtlogd.pid"))
+    started.append(_start_daemon([str(START_LIBVIRTD)], rundir / "libvirtd.pid"))
     deadline = time.monotonic() + 60
     while not libvirtd_answers():
         if time.monotonic() > deadline:

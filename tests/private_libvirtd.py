@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.lab_harness import START_LIBVIRTD
 from tests.processes import stop_pid
 
 PRIVATE_DIRS = ("/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/cache/libvirt",
@@ -75,7 +76,7 @@ class PrivateLibvirtd:
         assert self.holder is not None
         self.pidfile.unlink(missing_ok=True)
         subprocess.run(["nsenter", "-t", str(self.holder.pid), "-m", "--",
-                        "libvirtd", "-d", "-f", str(self.conf), "-p", str(self.pidfile)],
+                        str(START_LIBVIRTD), "-f", str(self.conf), "-p", str(self.pidfile)],
                        check=True)
         deadline = time.monotonic() + 60
         while not self.answers():
