@@ -1,117 +1,25 @@
 """The vSphere driver against a real vSphere simulator (govmomi's vcsim, built in set-up by
 tests/vsphere_sim/build.sh; see tests/vsphere_fixtures.py). No mocks: every call goes over
-HTTPS to the simulator on 127.0.0.1."""
+HTTPS to the simulator on 127.0.0.1. Snapshots are in test_driver_vsphere_snapshots.py,
+connecting in test_driver_vsphere_connect.py."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import ipaddress
-import itertools
-import os
-import socket
 import time
-from pathlib import Path
 
-import pycdlib
 import pytest
 from pyVmomi import vim
 
 from tests.driver_contract import DriverContract
-from vmlab import drivers
-from vmlab.drivers.base import (DiskSpec, KernelBoot, NetworkSpec, NicSpec, PowerState, VMRef,
-                                VMSpec)
-from vmlab.drivers.vsphere import VsphereDriver, networks
+from tests.vsphere_helpers import (MANAGEMENT_MAC, PROVIDER_MAC, SIM_VM, devices, give_addresses,
+                                   make_iso, make_untagged, media_files, nics, port_groups, spec,
+                                   vswitches)
+from vmlab.drivers.base import DiskSpec, KernelBoot, PowerState
+from vmlab.drivers.vsphere import networks
 from vmlab.drivers.vsphere.media import remote_name
 from vmlab.drivers.vsphere.session import wait_task
-from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned, SnapshotExists,
-                          WaitTimeout)
-
-HOST = "DC0_H0"  # the simulator has two hosts (DC0_H0 and DC0_C0_H0): the tests name one
-SIM_VM = "DC0_H0_VM0"  # a VM of the simulator's own, without vmlab's tag
-PROVIDER_MAC, MANAGEMENT_MAC = "00:50:56:00:10:01", "52:54:00:00:10:02"
-_names = itertools.count()
-
-
-def nics(lab: str, provider: str = "VM Network") -> tuple[NicSpec, ...]:
-    return (NicSpec("provider", NetworkSpec("nat", provider, ipaddress.ip_network("10.0.0.0/24")),
-                    PROVIDER_MAC),
-            NicSpec("management", NetworkSpec("isolated", f"vmlab-{lab}-management",
-                                              ipaddress.ip_network("192.168.70.0/24")),
-                    MANAGEMENT_MAC))
-
-
-def spec(**changes) -> VMSpec:
-    lab = f"vs{os.getpid()}-{next(_names)}"
-    base = dict(name=f"vmlab-{lab}", lab=lab, cpus=2, memory_mib=256, disk=DiskSpec(3),
-                nics=nics(lab), guest_os="centos7", guest_data=(("hostname", "controller"),),
-                home="home-a")
-    base.update(changes)
-    return VMSpec(**base)
-
-
-def open_driver(vcsim, **options) -> VsphereDriver:
-    options = {"port": vcsim.port, "insecure": True, "host_system": HOST, **options}
-    return VsphereDriver(vcsim.host, vcsim.user, vcsim.password, **options)
-
-
-@pytest.fixture
-def driver(vcsim):
-    with open_driver(vcsim) as driver:
-        yield driver
-
-
-def make_untagged(driver: VsphereDriver, name: str) -> None:
-    config = vim.vm.ConfigSpec(name=name, guestId="otherLinux64Guest", numCPUs=1, memoryMB=64,
-                               files=vim.vm.FileInfo(vmPathName=f"[{driver.datastore.name}]"))
-    wait_task(driver.folder.CreateVM_Task(config=config, pool=driver.pool,
-                                          host=driver.host_system), "creating an untagged VM")
-
-
-def port_groups(driver: VsphereDriver) -> dict[str, str]:
-    """Port group -> its vSwitch on the test host."""
-    info = driver.host_system.configManager.networkSystem.networkInfo
-    return {pg.spec.name: pg.spec.vswitchName for pg in info.portgroup}
-
-
-def vswitches(driver: VsphereDriver) -> dict[str, vim.host.VirtualSwitch]:
-    info = driver.host_system.configManager.networkSystem.networkInfo
-    return {v.name: v for v in info.vswitch}
-
-
-def devices(driver: VsphereDriver, ref: VMRef, kind: type) -> list:
-    vm, _ = driver._vm(ref)
-    return [d for d in vm.config.hardware.device if isinstance(d, kind)]
-
-
-def media_files(driver: VsphereDriver, ref: VMRef) -> list[str]:
-    """The VM's CD-ROM images, relative to the datastore."""
-    prefix = f"[{driver.datastore.name}] "
-    return [d.backing.fileName.removeprefix(prefix)
-            for d in devices(driver, ref, vim.vm.device.VirtualCdrom)]
-
-
-def make_iso(path: Path, text: str = "install\n") -> Path:
-    image = pycdlib.PyCdlib()
-    image.new(interchange_level=3, vol_ident="OEMDRV")
-    data = text.encode()
-    image.add_fp(io.BytesIO(data), len(data), "/KS.CFG;1")
-    image.write(str(path))
-    image.close()
-    return path
-
-
-def give_addresses(driver: VsphereDriver, ref: VMRef, addresses: dict[str, str]) -> None:
-    """What VMware tools would report: guest customization with fixed addresses, which the
-    simulator applies to guest.net at the next power-on."""
-    vm, _ = driver._vm(ref)
-    custom = vim.vm.customization
-    mapping = [custom.AdapterMapping(macAddress=mac, adapter=custom.IPSettings(
-        ip=custom.FixedIp(ipAddress=ip), subnetMask="255.255.255.0"))
-        for mac, ip in addresses.items()]
-    spec_ = custom.Specification(
-        identity=custom.LinuxPrep(hostName=custom.FixedName(name="controller"), domain="lab"),
-        globalIPSettings=custom.GlobalIPSettings(), nicSettingMap=mapping)
-    wait_task(vm.CustomizeVM_Task(spec=spec_), "customizing")
+from vmlab.errors import DriverError, InfrastructureError, NotFound, NotOwned, WaitTimeout
 
 
 # -- the shared driver contract -------------------------------------------------------------
@@ -126,58 +34,6 @@ class TestContractOnVcsim(DriverContract):
 
     def assert_no_leftovers(self, driver, spec):
         assert not [n for n in port_groups(driver) if n.startswith(spec.name)]
-
-
-# -- the simulator's own bugs, fixed by tests/vsphere_sim/*.patch -----------------------------
-
-def test_patch_unset_snapshot_property_reads_as_none(driver):
-    """02: reading vm.snapshot of a VM without snapshots crashed the simulator's Fetch."""
-    ref = driver.create(spec())
-    try:
-        vm, _ = driver._vm(ref)
-        assert vm.snapshot is None
-        driver.snapshot_create(ref, "base")
-        driver.snapshot_delete(ref, "base")
-        assert vm.snapshot is None  # unset again after the last one goes
-    finally:
-        driver.destroy(ref)
-
-
-def test_patch_snapshot_tasks_name_the_vm(driver):
-    """01: revert and remove tasks named the snapshot as their entity: unreadable by pyVmomi."""
-    ref = driver.create(spec())
-    try:
-        vm, _ = driver._vm(ref)
-        driver.snapshot_create(ref, "base")
-        node = vm.snapshot.rootSnapshotList[0]
-        for task in (node.snapshot.RevertToSnapshot_Task(),
-                     node.snapshot.RemoveSnapshot_Task(removeChildren=False)):
-            wait_task(task, task.info.name)
-            assert task.info.entity == vm and task.info.state == "success"
-    finally:
-        driver.destroy(ref)
-
-
-def test_patch_deleting_the_current_subtree_moves_current_up(driver):
-    """03: deleting keystone with its children while glance is current left current dangling."""
-    ref = driver.create(spec())
-    try:
-        for name in ("base", "keystone", "glance"):
-            driver.snapshot_create(ref, name)
-        driver.snapshot_delete(ref, "keystone", children=True)
-        assert [(s.name, s.current) for s in driver.snapshot_list(ref)] == [("base", True)]
-    finally:
-        driver.destroy(ref)
-
-
-def test_patch_file_manager_tasks_are_readable(driver):
-    """04: tasks of the FileManager named it as their entity, which is no ManagedEntity."""
-    manager = driver.content.fileManager
-    path = f"[{driver.datastore.name}] vmlab-patch-04"
-    manager.MakeDirectory(name=path, datacenter=driver.datacenter)
-    task = manager.DeleteDatastoreFile_Task(name=path, datacenter=driver.datacenter)
-    wait_task(task, "removing a directory")
-    assert task.info.state == "success" and task.info.entity is None
 
 
 # -- create -----------------------------------------------------------------------------------
@@ -343,42 +199,43 @@ def test_after_the_install_the_cdroms_and_their_files_go(driver, tmp_path):
         driver.destroy(ref)
 
 
+def test_patch_file_manager_tasks_are_readable(driver):
+    """04: tasks of the FileManager named it as their entity, which is no ManagedEntity."""
+    manager = driver.content.fileManager
+    path = f"[{driver.datastore.name}] vmlab-patch-04"
+    manager.MakeDirectory(name=path, datacenter=driver.datacenter)
+    task = manager.DeleteDatastoreFile_Task(name=path, datacenter=driver.datacenter)
+    wait_task(task, "removing a directory")
+    assert task.info.state == "success" and task.info.entity is None
+
+
 # -- lifecycle, networks, ownership -----------------------------------------------------------
 
-def test_graceful_stop_and_a_stale_ref(driver):
-    ref = driver.create(spec())
-    driver.start(ref)
-    driver.start(ref)  # already running: nothing to do
-    driver.stop(ref)  # ShutdownGuest
-    assert driver.state(ref) == PowerState.SHUTOFF
-    driver.stop(ref)  # already off: nothing to do
-    driver.destroy(ref)
+def test_graceful_stop_and_a_stale_ref(driver, vm):
+    driver.start(vm)
+    driver.start(vm)  # already running: nothing to do
+    driver.stop(vm)  # ShutdownGuest
+    assert driver.state(vm) == PowerState.SHUTOFF
+    driver.stop(vm)  # already off: nothing to do
+    driver.destroy(vm)
     with pytest.raises(NotFound):
-        driver.state(ref)
+        driver.state(vm)
 
 
-def test_a_suspended_vm_is_powered_off_by_stop(driver):
-    ref = driver.create(spec())
-    try:
-        driver.start(ref)
-        vm, _ = driver._vm(ref)
-        wait_task(vm.SuspendVM_Task(), "suspending")
-        assert driver.state(ref) == PowerState.PAUSED
-        driver.stop(ref)  # no guest to ask: powered off
-        assert driver.state(ref) == PowerState.SHUTOFF
-    finally:
-        driver.destroy(ref)
+def test_a_suspended_vm_is_powered_off_by_stop(driver, vm):
+    driver.start(vm)
+    machine, _ = driver._vm(vm)
+    wait_task(machine.SuspendVM_Task(), "suspending")
+    assert driver.state(vm) == PowerState.PAUSED
+    driver.stop(vm)  # no guest to ask: powered off
+    assert driver.state(vm) == PowerState.SHUTOFF
 
 
-def test_a_fault_of_a_vsphere_call_is_a_driver_error(driver):
-    ref = driver.create(spec())
-    try:
-        vm, _ = driver._vm(ref)
-        vm.MarkAsTemplate()  # vSphere refuses to power on a template
-        with pytest.raises(DriverError, match=f"starting VM '{ref.name}' failed: "):
-            driver.start(ref)
-    finally:
-        driver.destroy(ref)
+def test_a_fault_of_a_vsphere_call_is_a_driver_error(driver, vm):
+    machine, _ = driver._vm(vm)
+    machine.MarkAsTemplate()  # vSphere refuses to power on a template
+    with pytest.raises(DriverError, match=f"starting VM '{vm.name}' failed: "):
+        driver.start(vm)
 
 
 def test_an_isolated_port_group_shared_by_two_vms_goes_with_the_last(driver):
@@ -427,146 +284,21 @@ def test_the_simulators_own_vm_is_left_alone(driver):
     assert SIM_VM not in [o.name for o in driver.list_owned()]
 
 
-# -- snapshots --------------------------------------------------------------------------------
-
-def test_a_live_snapshot_tree_reverts_to_the_nested_one_running(driver):
-    ref = driver.create(spec())
-    try:
-        driver.start(ref)
-        for name in ("base", "keystone", "glance"):
-            taken = driver.snapshot_create(ref, name, f"before {name}", live=True)
-            assert taken.state == PowerState.RUNNING and taken.current
-        driver.stop(ref, hard=True)
-        driver.snapshot_revert(ref, "keystone")
-        assert driver.state(ref) == PowerState.RUNNING  # as it was when taken
-        listed = driver.snapshot_list(ref)
-        assert [(s.name, s.parent, s.current) for s in listed] == [
-            ("base", None, False), ("keystone", "base", True), ("glance", "keystone", False)]
-        assert [s.description for s in listed] == ["before base", "before keystone",
-                                                   "before glance"]
-        assert listed[0].created <= listed[1].created <= listed[2].created
-        assert listed[0].created.tzinfo is not None
-        with pytest.raises(SnapshotExists):
-            driver.snapshot_create(ref, "glance", live=True)
-        driver.snapshot_delete(ref, "base", children=True)
-        assert driver.snapshot_list(ref) == []
-    finally:
-        driver.destroy(ref)
-
-
-def test_reverting_to_a_stopped_snapshot_stops_the_vm(driver):
-    ref = driver.create(spec())
-    try:
-        driver.snapshot_create(ref, "base")
-        driver.start(ref)
-        driver.snapshot_create(ref, "running", live=True)
-        driver.snapshot_revert(ref, "base")
-        assert driver.state(ref) == PowerState.SHUTOFF
-        driver.snapshot_revert(ref, "running")
-        assert driver.state(ref) == PowerState.RUNNING
-    finally:
-        driver.destroy(ref)
-
-
-def test_deleting_a_middle_snapshot_keeps_its_children(driver):
-    ref = driver.create(spec())
-    try:
-        for name in ("base", "keystone", "glance"):
-            driver.snapshot_create(ref, name)
-        driver.snapshot_delete(ref, "keystone")
-        assert [(s.name, s.parent) for s in driver.snapshot_list(ref)] == [
-            ("base", None), ("glance", "base")]
-        with pytest.raises(NotFound):
-            driver.snapshot_revert(ref, "keystone")
-    finally:
-        driver.destroy(ref)
-
-
 # -- guest addresses --------------------------------------------------------------------------
 
-def test_guest_addresses_and_the_ssh_endpoint(driver):
-    ref = driver.create(spec())
-    try:
-        assert driver.interface_addresses(ref) == {PROVIDER_MAC: [], MANAGEMENT_MAC: []}
-        with pytest.raises(InfrastructureError, match="no IPv4 address") as info:
-            driver.ssh_endpoint(ref)
-        assert "open-vm-tools" in info.value.hint
-        with pytest.raises(WaitTimeout):
-            driver.wait_for_ip(ref, PROVIDER_MAC, timeout=0.5, interval=0.1)
-        give_addresses(driver, ref, {PROVIDER_MAC: "10.0.0.50", MANAGEMENT_MAC: "192.168.70.2"})
-        driver.start(ref)
-        assert driver.interface_addresses(ref) == {PROVIDER_MAC: ["10.0.0.50"],
-                                                   MANAGEMENT_MAC: ["192.168.70.2"]}
-        endpoint = driver.ssh_endpoint(ref, 2222)
-        assert (endpoint.host, endpoint.port, endpoint.jump) == ("10.0.0.50", 2222, None)
-        assert driver.wait_for_ip(ref, MANAGEMENT_MAC.upper(), timeout=5,
-                                  within=ipaddress.ip_network("192.168.70.0/24")) == "192.168.70.2"
-        assert driver.console_log_path(ref) is None and driver.acceleration() == "vmware"
-    finally:
-        driver.destroy(ref)
-
-
-# -- connecting -------------------------------------------------------------------------------
-
-def test_the_registry_opens_the_driver(vcsim):
-    with drivers.connect("vsphere", host=vcsim.host, port=vcsim.port, user=vcsim.user,
-                         password=vcsim.password, insecure=True, datacenter="DC0",
-                         cluster="DC0_C0", datastore="LocalDS_0") as driver:
-        assert isinstance(driver, VsphereDriver)
-        assert driver.host_system.name == "DC0_C0_H0"  # the cluster's only host
-    driver.close()  # twice is fine
-
-
-def test_bad_credentials_are_a_clear_error(vcsim):
-    with pytest.raises(DriverError, match=f"refused the login of '{vcsim.user}'") as info:
-        VsphereDriver(vcsim.host, vcsim.user, "wrong", port=vcsim.port, insecure=True)
-    assert "password_env" in info.value.hint
-
-
-def test_an_unreachable_host_is_a_clear_error():
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with pytest.raises(InfrastructureError, match=f"cannot reach vSphere at 127.0.0.1:{port}"):
-        VsphereDriver("127.0.0.1", "user", "pass", port=port, insecure=True)
-
-
-def test_an_untrusted_certificate_is_refused_by_default(vcsim):
-    with pytest.raises(InfrastructureError, match="not trusted") as info:
-        VsphereDriver(vcsim.host, vcsim.user, vcsim.password, port=vcsim.port)
-    assert "insecure: true" in info.value.hint
-
-
-@pytest.mark.parametrize("options, message, existing", [
-    ({"datastore": "nope"}, "no datastore named 'nope' on host 'DC0_H0'", "LocalDS_0"),
-    ({"datacenter": "DC9"}, "no datacenter named 'DC9'", "DC0"),
-    ({"cluster": "C9", "host_system": None}, "no cluster named 'C9'", "DC0_C0"),
-    ({"host_system": "H9"}, "no host named 'H9'", "DC0_C0_H0, DC0_H0"),
-    ({"host_system": None}, "there are 2 hosts in datacenter 'DC0' to choose from",
-     "DC0_C0_H0, DC0_H0"),
-    ({"folder": "nope"}, "no VM folder 'nope' in datacenter 'DC0'", "none"),
-])
-def test_missing_inventory_names_what_exists(vcsim, options, message, existing):
-    with pytest.raises(DriverError, match=message) as info:
-        open_driver(vcsim, **options)
-    assert existing in info.value.message
-    assert "profile's hypervisor section" in info.value.hint
-
-
-def test_a_vm_folder_by_name_or_path(driver, vcsim):
-    labs = driver.datacenter.vmFolder.CreateFolder("labs")
-    inner = labs.CreateFolder("vmlab-tests")
-    try:
-        for folder in ("labs/vmlab-tests", "vmlab-tests"):
-            with open_driver(vcsim, folder=folder) as placed:
-                assert placed.folder == inner
-                ref = placed.create(spec())
-                try:
-                    vm, _ = placed._vm(ref)
-                    assert vm.parent == inner
-                finally:
-                    placed.destroy(ref)
-        with pytest.raises(DriverError, match="there are: labs, labs/vmlab-tests"):
-            open_driver(vcsim, folder="labs/nope")
-    finally:
-        wait_task(labs.Destroy_Task(), "removing the test folders")
+def test_guest_addresses_and_the_ssh_endpoint(driver, vm):
+    assert driver.interface_addresses(vm) == {PROVIDER_MAC: [], MANAGEMENT_MAC: []}
+    with pytest.raises(InfrastructureError, match="no IPv4 address") as info:
+        driver.ssh_endpoint(vm)
+    assert "open-vm-tools" in info.value.hint
+    with pytest.raises(WaitTimeout):
+        driver.wait_for_ip(vm, PROVIDER_MAC, timeout=0.5, interval=0.1)
+    give_addresses(driver, vm, {PROVIDER_MAC: "10.0.0.50", MANAGEMENT_MAC: "192.168.70.2"})
+    driver.start(vm)
+    assert driver.interface_addresses(vm) == {PROVIDER_MAC: ["10.0.0.50"],
+                                              MANAGEMENT_MAC: ["192.168.70.2"]}
+    endpoint = driver.ssh_endpoint(vm, 2222)
+    assert (endpoint.host, endpoint.port, endpoint.jump) == ("10.0.0.50", 2222, None)
+    assert driver.wait_for_ip(vm, MANAGEMENT_MAC.upper(), timeout=5,
+                              within=ipaddress.ip_network("192.168.70.0/24")) == "192.168.70.2"
+    assert driver.console_log_path(vm) is None and driver.acceleration() == "vmware"

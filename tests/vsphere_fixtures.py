@@ -5,6 +5,9 @@ tests/vsphere_sim/build.sh into .cache/vcsim (or the binary named by $VMLAB_VCSI
 on 127.0.0.1 on a free port for the whole session, and stopped by its PID at the end.
 Without Go or the library the tests that use it are skipped, saying why; `make test` names
 the binary it built in $VMLAB_VCSIM, so there a missing simulator fails instead.
+
+``driver``: the vSphere driver connected to it; ``vm``: a test VM made by that driver and
+destroyed after the test (pyVmomi is imported only by tests that use them).
 """
 from __future__ import annotations
 
@@ -101,3 +104,24 @@ def vcsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vcsim]:
         yield Vcsim(url.hostname, url.port, url.username, url.password)
     finally:
         _stop(pid, process)
+
+
+@pytest.fixture
+def driver(vcsim: Vcsim):
+    """A vSphere driver connected to the simulator, closed after the test."""
+    from tests.vsphere_helpers import open_driver  # here: pyVmomi only where it is used
+
+    with open_driver(vcsim) as connected:
+        yield connected
+
+
+@pytest.fixture
+def vm(driver):
+    """A test VM (``spec()``: powered off, no snapshots), destroyed after the test unless
+    the test destroyed it itself."""
+    from tests.vsphere_helpers import spec
+
+    ref = driver.create(spec())
+    yield ref
+    if driver.find(ref.name) is not None:
+        driver.destroy(ref)
