@@ -12,12 +12,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from tests.processes import stop_pid
+from vmlab.errors import NotFound
 
 REPO = Path(__file__).resolve().parent.parent
 VMLAB = [sys.executable, "-m", "vmlab"]
@@ -40,11 +42,30 @@ def _start_daemon(argv: list[str], pidfile: Path) -> int:
     raise RuntimeError(f"{argv[0]} wrote no pid file")
 
 
+def remove_images_uploaded_since(started: float, uri: str = "qemu:///system") -> None:
+    """Delete the guest images uploaded to vmlab's pool since ``started`` that no disk is
+    built on any more: what this session's labs uploaded and left."""
+    from vmlab.drivers.libvirt import LibvirtDriver
+
+    with LibvirtDriver(uri) as driver:
+        for image in driver.unused_images(timedelta(0)):
+            if image.created is not None and image.created.timestamp() >= started:
+                try:
+                    driver.delete_image(image.name)
+                except NotFound:
+                    pass  # a lab of another session was just built on it
+
+
 @pytest.fixture(scope="session")
 def libvirtd() -> Iterator[str]:
-    """qemu:///system answering: the running daemon, or one this fixture starts and stops."""
+    """qemu:///system answering: the running daemon, or one this fixture starts and stops.
+    Guest images the session's labs uploaded are deleted at the end either way."""
+    session_started = time.time()
     if libvirtd_answers():
-        yield "qemu:///system"
+        try:
+            yield "qemu:///system"
+        finally:
+            remove_images_uploaded_since(session_started)
         return
     if shutil.which("libvirtd") is None or os.geteuid() != 0:
         pytest.fail("libvirtd is not installed or not root: run `make test`, which installs it")
@@ -61,6 +82,7 @@ def libvirtd() -> Iterator[str]:
     try:
         yield "qemu:///system"
     finally:
+        remove_images_uploaded_since(session_started)
         for pid in reversed(started):
             stop_pid(pid)
         shutil.rmtree(rundir, ignore_errors=True)

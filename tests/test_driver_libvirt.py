@@ -2,10 +2,13 @@
 qemu guests, golden domain XML, and a remote (qemu+ssh://) connection."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import itertools
 import os
 import subprocess
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import libvirt
@@ -17,6 +20,7 @@ from tests.lab_harness import virsh
 from vmlab.drivers.base import (DiskSpec, KernelBoot, NetworkSpec, NicSpec, PowerState, VMSpec)
 from vmlab.drivers.libvirt import LibvirtDriver
 from vmlab.drivers.libvirt.xml import BootFiles, Ownership, domain_xml, network_xml
+from vmlab.errors import NotFound
 
 _names = itertools.count()
 
@@ -143,6 +147,93 @@ class TestContractOnQemu(DriverContract):
         hardware = " vmx" in flags or " svm" in flags
         assert driver.acceleration() == ("kvm" if hardware and os.path.exists("/dev/kvm")
                                          else "tcg")
+
+
+# -- uploaded guest images that nothing uses any more ----------------------------------------
+
+@pytest.fixture
+def private_pool(libvirtd, tmp_path):
+    """A driver whose pool is the test's own (on the real libvirtd), removed afterwards."""
+    name = f"vmlab-gc{os.getpid()}"
+    with LibvirtDriver(libvirtd, pool=name, pool_path=str(tmp_path / "pool")) as driver:
+        yield driver
+        for owned in driver.list_owned():
+            ref = driver.find(owned.name) if owned.kind == "vm" else None
+            if ref is not None and ref.lab.startswith(f"gc{os.getpid()}-"):
+                driver.destroy(ref)
+        pool = driver.conn.storagePoolLookupByName(name)
+        for volume in pool.listAllVolumes(0):
+            volume.delete(0)
+        pool.destroy()
+        pool.undefine()
+
+
+def base_names(driver: LibvirtDriver) -> list[str]:
+    pool = driver.conn.storagePoolLookupByName(driver.pool_name)
+    return sorted(v.name() for v in pool.listAllVolumes(0) if v.name().startswith("vmlab-base-"))
+
+
+@pytest.mark.e2e
+def test_an_uploaded_image_no_disk_is_built_on_is_found_and_deleted(private_pool, tmp_path):
+    driver = private_pool
+    old_image, new_image = tmp_path / "old.qcow2", tmp_path / "new.qcow2"
+    for image in (old_image, new_image):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1G"], check=True)
+    old_base, new_base = "vmlab-base-a1a1a1a1a1a1a1a1.qcow2", "vmlab-base-b2b2b2b2b2b2b2b2.qcow2"
+    # a lab of an earlier image recipe, destroyed; a lab of the current one, still there
+    driver.destroy(driver.create(dataclasses.replace(
+        small_spec("gc"), disk=DiskSpec(1, image=old_image, image_key="a1" * 8))))
+    current = driver.create(dataclasses.replace(
+        small_spec("gc"), disk=DiskSpec(1, image=new_image, image_key="b2" * 8)))
+    assert base_names(driver) == [old_base, new_base]
+
+    assert driver.unused_images(timedelta(hours=1)) == []  # just uploaded: a create may need it
+    unused = driver.unused_images(timedelta(0))
+    assert [image.name for image in unused] == [old_base]
+    assert abs(unused[0].created.timestamp() - time.time()) < 300
+    with pytest.raises(NotFound):
+        driver.delete_image(new_base)  # a disk is built on it
+    driver.delete_image(old_base)
+    assert base_names(driver) == [new_base]
+
+    driver.destroy(current)
+    new_path = driver.conn.storagePoolLookupByName(driver.pool_name).storageVolLookupByName(
+        new_base).path()
+    by_hand = f"vmlab-gc-by-hand-{os.getpid()}"  # a VM someone made on the base itself
+    driver.conn.defineXML(
+        f"<domain type='qemu'><name>{by_hand}</name><memory unit='MiB'>64</memory>"
+        "<os><type arch='x86_64'>hvm</type></os><devices><disk type='file' device='disk'>"
+        f"<driver name='qemu' type='qcow2'/><source file='{new_path}'/><target dev='vda'/>"
+        "</disk></devices></domain>")
+    try:
+        assert driver.unused_images(timedelta(0)) == []
+    finally:
+        driver.conn.lookupByName(by_hand).undefine()
+    assert [image.name for image in driver.unused_images(timedelta(0))] == [new_base]
+
+
+@pytest.mark.e2e
+def test_gc_images_lists_then_deletes_an_image_no_disk_is_built_on(private_pool, vmlab,
+                                                                   tmp_path):
+    driver = private_pool
+    image = tmp_path / "old.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1G"], check=True)
+    driver.destroy(driver.create(dataclasses.replace(
+        small_spec("gc"), disk=DiskSpec(1, image=image, image_key="c3" * 8))))
+    profile = tmp_path / "gc.yaml"
+    profile.write_text(f"extends: demo\nname: gc-images\nhypervisor:\n  kind: libvirt\n"
+                       f"  pool: {driver.pool_name}\n")
+    gc = ("gc", "--images", "--profile", str(profile))
+
+    assert vmlab(*gc).stdout == "nothing to collect\n"  # uploaded less than an hour ago
+    dry = vmlab.json(*gc, "--older-than", "0m")
+    assert dry["deleted"] is False and dry["garbage"] == []
+    assert [(row["image"], row["reason"]) for row in dry["images"]] == [
+        ("vmlab-base-c3c3c3c3c3c3c3c3.qcow2", "no disk is built on it")]
+    assert base_names(driver) == ["vmlab-base-c3c3c3c3c3c3c3c3.qcow2"]
+    done = vmlab(*gc, "--older-than", "0m", "--yes").stdout
+    assert done.startswith("deleted image vmlab-base-c3c3c3c3c3c3c3c3.qcow2 (no disk is built")
+    assert base_names(driver) == []
 
 
 # -- golden XML ----------------------------------------------------------------------------

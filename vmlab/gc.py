@@ -1,5 +1,7 @@
 """Garbage collection: vmlab-owned VMs (with their disks and networks) whose lab is gone,
-or older than a limit. Nothing without vmlab's ownership tag is ever considered."""
+or older than a limit, and on request the uploaded guest images no disk is built on any
+more. Nothing without vmlab's ownership tag (or, for an image, its base-volume name in
+vmlab's pool) is ever considered."""
 from __future__ import annotations
 
 import re
@@ -8,6 +10,9 @@ from datetime import datetime, timedelta, timezone
 from vmlab import paths
 from vmlab.drivers.base import Driver, OwnedObject
 from vmlab.errors import UsageError, VmlabError
+
+#: An unused image younger than this is kept: a create may have just uploaded it.
+IMAGE_MIN_AGE = timedelta(hours=1)
 
 
 def parse_age(text: str) -> timedelta:
@@ -54,4 +59,24 @@ def collect(driver: Driver, rows: list[dict]) -> list[str]:
             driver.destroy(ref)
         except VmlabError as exc:
             problems.append(f"{row['vm']}: {exc.message}")
+    return problems
+
+
+def find_unused_images(driver: Driver, older_than: timedelta | None = None) -> list[dict]:
+    """Uploaded guest images that no disk is built on, older than ``older_than`` (default:
+    an hour)."""
+    min_age = older_than if older_than is not None else IMAGE_MIN_AGE
+    return [{"image": image.name, "reason": "no disk is built on it",
+             "created": image.created.isoformat(timespec="seconds") if image.created else None}
+            for image in driver.unused_images(min_age)]
+
+
+def collect_images(driver: Driver, rows: list[dict]) -> list[str]:
+    """Delete the images of ``rows``, each checked unused again just before; errors listed."""
+    problems = []
+    for row in rows:
+        try:
+            driver.delete_image(row["image"])
+        except VmlabError as exc:
+            problems.append(f"{row['image']}: {exc.message}")
     return problems

@@ -85,21 +85,28 @@ def runs(lab: str | None, as_json: bool) -> None:
               help="The libvirt hypervisor to clean (ignored with --profile).")
 @click.option("--profile", "-p", "profile", metavar="NAME|PATH",
               help="Clean the hypervisor of this profile (e.g. a vSphere one).")
-@click.option("--older-than", metavar="AGE", help="Also VMs older than AGE (e.g. 2d, 12h).")
+@click.option("--older-than", metavar="AGE", help="Also VMs older than AGE (e.g. 2d, 12h); "
+              "with --images, images unused and uploaded more than AGE ago (default 1h).")
+@click.option("--images", is_flag=True,
+              help="Also the uploaded guest images (base volumes) no disk is built on.")
 @click.option("--yes", is_flag=True, help="Delete; without it, only show what would go.")
 @JSON_OPTION
-def gc(uri: str, profile: str | None, older_than: str | None, yes: bool, as_json: bool) -> None:
+def gc(uri: str, profile: str | None, older_than: str | None, images: bool, yes: bool,
+       as_json: bool) -> None:
     """Find vmlab-owned VMs, disks and networks whose lab is gone (or too old).
 
     A dry run unless --yes. Nothing without vmlab's ownership tag is ever touched.
+    With --images, also the guest images uploaded for earlier labs that no disk is
+    built on any more (after a change of the image recipe, nothing uses the old one).
 
     \b
     Examples:
       vmlab gc
       vmlab gc --older-than 2d --yes
+      vmlab gc --images --yes
     """
     from vmlab import drivers
-    from vmlab.gc import collect, find_garbage, parse_age
+    from vmlab.gc import collect, collect_images, find_garbage, find_unused_images, parse_age
 
     age = parse_age(older_than) if older_than else None
     if profile:
@@ -112,13 +119,19 @@ def gc(uri: str, profile: str | None, older_than: str | None, yes: bool, as_json
     with driver:
         rows = find_garbage(driver, age)
         problems = collect(driver, rows) if yes else []
+        image_rows = find_unused_images(driver, age) if images else []
+        problems += collect_images(driver, image_rows) if yes else []
     if as_json:
-        _print_json({"deleted": yes, "garbage": rows, "problems": problems})
+        _print_json({"deleted": yes, "garbage": rows, "images": image_rows,
+                     "problems": problems})
     else:
         for row in rows:
             click.echo(f"{'deleted' if yes else 'would delete'} {row['vm']} ({row['reason']})"
                        + (f" with {', '.join(row['with'])}" if row["with"] else ""))
-        if not rows:
+        for row in image_rows:
+            click.echo(f"{'deleted' if yes else 'would delete'} image {row['image']} "
+                       f"({row['reason']}; uploaded {row['created']})")
+        if not rows and not image_rows:
             click.echo("nothing to collect")
         elif not yes:
             click.echo("dry run: add --yes to delete")

@@ -11,7 +11,7 @@ import enum
 import ipaddress
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -171,6 +171,15 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def list_owned(self) -> list[OwnedObject]:
         """Every object carrying a vmlab ownership tag on this hypervisor."""
+
+    def unused_images(self, min_age: timedelta) -> list[OwnedObject]:
+        """Shared guest images that no VM is built on any more, older than ``min_age``.
+        A driver that removes shared media with their last VM (vSphere) has none."""
+        return []
+
+    def delete_image(self, name: str) -> None:
+        """Delete one of ``unused_images``; NotFound if it is gone or in use again."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no shared images")
 
     # -- snapshots ---------------------------------------------------------------
     @abc.abstractmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import socket
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -374,6 +374,31 @@ class LibvirtDriver(SnapshotOperations, Driver):
             owned += [OwnedObject("network", n, owner.lab, created, home)
                       for n in owner.networks]
         return owned
+
+    def unused_images(self, min_age: timedelta) -> list[OwnedObject]:
+        pool = self._existing_pool()
+        if pool is None:
+            return []
+        return [OwnedObject("volume", volume.name(), lab="",
+                            created=datetime.fromtimestamp(uploaded, timezone.utc))
+                for volume, uploaded in storage.unused_base_volumes(
+                    self.conn, pool, min_age.total_seconds())]
+
+    def delete_image(self, name: str) -> None:
+        pool = self._existing_pool()
+        unused = storage.unused_base_volumes(self.conn, pool, 0) if pool is not None else []
+        volume = next((v for v, _ in unused if v.name() == name), None)
+        if volume is None:  # gone, or a lab has been built on it since it was listed
+            raise NotFound(f"no unused base image {name!r} in pool {self.pool_name!r}")
+        self._call(f"deleting base image {name}", volume.delete, 0)
+
+    def _existing_pool(self) -> libvirt.virStoragePool | None:
+        """The driver's pool if it exists (garbage collection does not make one)."""
+        try:
+            pool = self.conn.storagePoolLookupByName(self.pool_name)
+        except libvirt.libvirtError:
+            return None
+        return pool if pool.isActive() else None
 
     # -- guest access --------------------------------------------------------------------------
     def interface_addresses(self, ref: VMRef) -> dict[str, list[str]]:

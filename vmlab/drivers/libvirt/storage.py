@@ -3,7 +3,10 @@ code works when the hypervisor is another machine (qemu+ssh://)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +17,7 @@ from vmlab.errors import DriverError
 
 CHUNK = 4 << 20
 DEFAULT_POOL_PATH = "/var/lib/libvirt/images/vmlab"
+BASE_VOLUME = re.compile(r"vmlab-base-[^/]+\.qcow2")
 
 
 def ensure_pool(conn: libvirt.virConnect, name: str, path: str | None) -> libvirt.virStoragePool:
@@ -117,7 +121,7 @@ def create_volume(conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: 
 def ensure_base_volume(conn: libvirt.virConnect, pool: libvirt.virStoragePool, image: Path,
                        key: str, progress: Callable[[str], None]) -> libvirt.virStorageVol:
     """The uploaded copy of a cached guest image, shared by every lab built from it."""
-    name = f"vmlab-base-{key[:16]}.qcow2"
+    name = base_volume_name(key)
     size = image.stat().st_size
     volume = find_volume(pool, name)
     if volume is not None:
@@ -127,6 +131,41 @@ def ensure_base_volume(conn: libvirt.virConnect, pool: libvirt.virStoragePool, i
     progress(f"uploading the guest image ({size >> 20} MiB)")
     return create_volume(conn, pool, name, qcow2_virtual_size(image), "qcow2", source=image,
                          progress=progress)
+
+
+def base_volume_name(key: str) -> str:
+    return f"vmlab-base-{key[:16]}.qcow2"
+
+
+def unused_base_volumes(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
+                        min_age: float) -> list[tuple[libvirt.virStorageVol, float]]:
+    """The base volumes in ``pool`` that no volume of any active pool is built on and no
+    domain names, uploaded at least ``min_age`` seconds ago, with their upload times.
+
+    A base volume outlives its labs so the next lab from the same image skips the upload;
+    once the guest image recipe changes, nothing uses the old one again. ``min_age`` keeps
+    a base that a create has just uploaded, before its disk exists."""
+    pool.refresh(0)
+    bases = {v.path(): v for v in pool.listAllVolumes(0) if BASE_VOLUME.fullmatch(v.name())}
+    used: set[str] = set()
+    for other in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        for volume in other.listAllVolumes(0):
+            backing = ET.fromstring(volume.XMLDesc(0)).findtext("./backingStore/path")
+            if backing:
+                used.add(backing)
+    for domain in conn.listAllDomains(0):
+        xml = domain.XMLDesc(0)
+        used |= {path for path in bases if path in xml}
+    now = time.time()
+    unused = []
+    for path, volume in sorted(bases.items()):
+        if path in used:
+            continue
+        mtime = ET.fromstring(volume.XMLDesc(0)).findtext("./target/timestamps/mtime")
+        uploaded = float(mtime) if mtime else now
+        if now - uploaded >= min_age:
+            unused.append((volume, uploaded))
+    return unused
 
 
 def _physical_size(volume: libvirt.virStorageVol) -> int:
