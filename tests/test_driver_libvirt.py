@@ -226,12 +226,12 @@ def test_gc_images_lists_then_deletes_an_image_no_disk_is_built_on(private_pool,
     gc = ("gc", "--images", "--profile", str(profile))
 
     assert vmlab(*gc).stdout == "nothing to collect\n"  # uploaded less than an hour ago
-    dry = vmlab.json(*gc, "--older-than", "0m")
+    dry = vmlab.json(*gc, "--images-older-than", "0m")
     assert dry["deleted"] is False and dry["garbage"] == []
     assert [(row["image"], row["reason"]) for row in dry["images"]] == [
         ("vmlab-base-c3c3c3c3c3c3c3c3.qcow2", "no disk is built on it")]
     assert base_names(driver) == ["vmlab-base-c3c3c3c3c3c3c3c3.qcow2"]
-    done = vmlab(*gc, "--older-than", "0m", "--yes").stdout
+    done = vmlab(*gc, "--images-older-than", "0m", "--yes").stdout
     assert done.startswith("deleted image vmlab-base-c3c3c3c3c3c3c3c3.qcow2 (no disk is built")
     assert base_names(driver) == []
 

@@ -11,9 +11,6 @@ from vmlab import paths
 from vmlab.drivers.base import Driver, OwnedObject
 from vmlab.errors import UsageError, VmlabError
 
-#: An unused image younger than this is kept: a create may have just uploaded it.
-IMAGE_MIN_AGE = timedelta(hours=1)
-
 
 def parse_age(text: str) -> timedelta:
     """'2d', '12h', '30m' -> a timedelta."""
@@ -62,13 +59,12 @@ def collect(driver: Driver, rows: list[dict]) -> list[str]:
     return problems
 
 
-def find_unused_images(driver: Driver, older_than: timedelta | None = None) -> list[dict]:
-    """Uploaded guest images that no disk is built on, older than ``older_than`` (default:
-    an hour)."""
-    min_age = older_than if older_than is not None else IMAGE_MIN_AGE
+def find_unused_images(driver: Driver, older_than: timedelta) -> list[dict]:
+    """Uploaded guest images that no disk is built on, uploaded more than ``older_than``
+    ago (a create may be about to build on a newer one)."""
     return [{"image": image.name, "reason": "no disk is built on it",
              "created": image.created.isoformat(timespec="seconds") if image.created else None}
-            for image in driver.unused_images(min_age)]
+            for image in driver.unused_images(older_than)]
 
 
 def collect_images(driver: Driver, rows: list[dict]) -> list[str]:

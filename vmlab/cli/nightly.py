@@ -85,14 +85,16 @@ def runs(lab: str | None, as_json: bool) -> None:
               help="The libvirt hypervisor to clean (ignored with --profile).")
 @click.option("--profile", "-p", "profile", metavar="NAME|PATH",
               help="Clean the hypervisor of this profile (e.g. a vSphere one).")
-@click.option("--older-than", metavar="AGE", help="Also VMs older than AGE (e.g. 2d, 12h); "
-              "with --images, images unused and uploaded more than AGE ago (default 1h).")
+@click.option("--older-than", metavar="AGE", help="Also VMs older than AGE (e.g. 2d, 12h).")
 @click.option("--images", is_flag=True,
               help="Also the uploaded guest images (base volumes) no disk is built on.")
+@click.option("--images-older-than", metavar="AGE", default="1h", show_default=True,
+              help="With --images, only images uploaded more than AGE ago (a create may be "
+                   "about to build on a newer one).")
 @click.option("--yes", is_flag=True, help="Delete; without it, only show what would go.")
 @JSON_OPTION
-def gc(uri: str, profile: str | None, older_than: str | None, images: bool, yes: bool,
-       as_json: bool) -> None:
+def gc(uri: str, profile: str | None, older_than: str | None, images: bool,
+       images_older_than: str, yes: bool, as_json: bool) -> None:
     """Find vmlab-owned VMs, disks and networks whose lab is gone (or too old).
 
     A dry run unless --yes. Nothing without vmlab's ownership tag is ever touched.
@@ -109,6 +111,7 @@ def gc(uri: str, profile: str | None, older_than: str | None, images: bool, yes:
     from vmlab.gc import collect, collect_images, find_garbage, find_unused_images, parse_age
 
     age = parse_age(older_than) if older_than else None
+    image_age = parse_age(images_older_than)
     if profile:
         from vmlab.lab import open_driver
         from vmlab.profile import load_profile
@@ -119,7 +122,7 @@ def gc(uri: str, profile: str | None, older_than: str | None, images: bool, yes:
     with driver:
         rows = find_garbage(driver, age)
         problems = collect(driver, rows) if yes else []
-        image_rows = find_unused_images(driver, age) if images else []
+        image_rows = find_unused_images(driver, image_age) if images else []
         problems += collect_images(driver, image_rows) if yes else []
     if as_json:
         _print_json({"deleted": yes, "garbage": rows, "images": image_rows,

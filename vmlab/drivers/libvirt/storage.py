@@ -17,7 +17,8 @@ from vmlab.errors import DriverError
 
 CHUNK = 4 << 20
 DEFAULT_POOL_PATH = "/var/lib/libvirt/images/vmlab"
-BASE_VOLUME = re.compile(r"vmlab-base-[^/]+\.qcow2")
+BASE_PREFIX = "vmlab-base-"
+BASE_VOLUME = re.compile(re.escape(BASE_PREFIX) + r"[^/]+\.qcow2")
 
 
 def ensure_pool(conn: libvirt.virConnect, name: str, path: str | None) -> libvirt.virStoragePool:
@@ -134,7 +135,7 @@ def ensure_base_volume(conn: libvirt.virConnect, pool: libvirt.virStoragePool, i
 
 
 def base_volume_name(key: str) -> str:
-    return f"vmlab-base-{key[:16]}.qcow2"
+    return f"{BASE_PREFIX}{key[:16]}.qcow2"
 
 
 def unused_base_volumes(conn: libvirt.virConnect, pool: libvirt.virStoragePool,
