@@ -21,6 +21,7 @@ from vmlab.drivers.base import (DiskSpec, KernelBoot, NetworkSpec, NicSpec, Powe
 from vmlab.drivers.libvirt import LibvirtDriver
 from vmlab.drivers.libvirt.xml import BootFiles, Ownership, domain_xml, network_xml
 from vmlab.errors import NotFound
+from vmlab.gc import KEPT_IMAGE, collect_images, find_unused_images
 
 _names = itertools.count()
 
@@ -234,6 +235,24 @@ def test_gc_images_lists_then_deletes_an_image_no_disk_is_built_on(private_pool,
     done = vmlab(*gc, "--images-older-than", "0m", "--yes").stdout
     assert done.startswith("deleted image vmlab-base-c3c3c3c3c3c3c3c3.qcow2 (no disk is built")
     assert base_names(driver) == []
+
+
+@pytest.mark.e2e
+def test_an_image_built_on_again_after_gc_listed_it_is_kept_not_an_error(private_pool,
+                                                                        tmp_path):
+    driver = private_pool
+    image = tmp_path / "old.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1G"], check=True)
+    spec = dataclasses.replace(small_spec("gc"), disk=DiskSpec(1, image=image,
+                                                               image_key="d4" * 8))
+    driver.destroy(driver.create(spec))
+    rows = find_unused_images(driver, timedelta(0))
+    assert [row["image"] for row in rows] == ["vmlab-base-d4d4d4d4d4d4d4d4.qcow2"]
+
+    driver.create(dataclasses.replace(small_spec("gc"), disk=spec.disk))  # a create races gc
+    assert collect_images(driver, rows) == []
+    assert rows[0]["kept"] == KEPT_IMAGE
+    assert base_names(driver) == ["vmlab-base-d4d4d4d4d4d4d4d4.qcow2"]
 
 
 # -- golden XML ----------------------------------------------------------------------------

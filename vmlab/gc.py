@@ -9,7 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 from vmlab import paths
 from vmlab.drivers.base import Driver, OwnedObject
-from vmlab.errors import UsageError, VmlabError
+from vmlab.errors import NotFound, UsageError, VmlabError
+
+KEPT_VM = "gone since it was listed, or its lab is back"
+KEPT_IMAGE = "a disk is built on it again since it was listed, or it is gone"
 
 
 def parse_age(text: str) -> timedelta:
@@ -46,11 +49,13 @@ def _belonging(owned: list[OwnedObject], vm: OwnedObject) -> list[OwnedObject]:
 
 
 def collect(driver: Driver, rows: list[dict]) -> list[str]:
-    """Destroy the VMs of ``rows`` (and with them their disks and networks); errors listed."""
+    """Destroy the VMs of ``rows`` (and with them their disks and networks); errors listed.
+    A row whose VM changed since it was listed is marked ``kept`` with the reason."""
     problems = []
     for row in rows:
         ref = driver.find(row["vm"])
         if ref is None or ref.lab != row["lab"]:
+            row["kept"] = KEPT_VM
             continue
         try:
             driver.destroy(ref)
@@ -68,11 +73,14 @@ def find_unused_images(driver: Driver, older_than: timedelta) -> list[dict]:
 
 
 def collect_images(driver: Driver, rows: list[dict]) -> list[str]:
-    """Delete the images of ``rows``, each checked unused again just before; errors listed."""
+    """Delete the images of ``rows``, each checked unused again just before; errors listed.
+    An image a create has built on meanwhile is not an error: its row is marked ``kept``."""
     problems = []
     for row in rows:
         try:
             driver.delete_image(row["image"])
+        except NotFound:
+            row["kept"] = KEPT_IMAGE
         except VmlabError as exc:
             problems.append(f"{row['image']}: {exc.message}")
     return problems

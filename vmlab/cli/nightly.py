@@ -129,9 +129,15 @@ def gc(uri: str, profile: str | None, older_than: str | None, images: bool,
                      "problems": problems})
     else:
         for row in rows:
+            if "kept" in row:
+                click.echo(f"kept {row['vm']} ({row['kept']})")
+                continue
             click.echo(f"{'deleted' if yes else 'would delete'} {row['vm']} ({row['reason']})"
                        + (f" with {', '.join(row['with'])}" if row["with"] else ""))
         for row in image_rows:
+            if "kept" in row:
+                click.echo(f"kept image {row['image']} ({row['kept']})")
+                continue
             click.echo(f"{'deleted' if yes else 'would delete'} image {row['image']} "
                        f"({row['reason']}; uploaded {row['created']})")
         if not rows and not image_rows:
