@@ -8,12 +8,16 @@ The lab runs on a libvirtd of this module's own (tests/private_libvirtd.py): the
 restarts that daemon and fills its storage pool, which must never happen to the machine's
 daemon. One lab serves every fault after the interrupted creates; its snapshots are live
 (a revert takes seconds, no reboot), and its `work` stage is rewritten for each fault.
+The same guest also fetches from the install server while host clients abuse it.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -378,3 +382,75 @@ def test_signal_during_a_snapshot_leaves_a_consistent_lab(lab, signum):
     lab.vmlab("resume", "--lab", LAB)
     assert lab.snapshots() == ["prepare", "work", "complete"]
     lab.recover_with_rollback_and_resume()
+
+
+# -- the install server under abuse, fetched from by the real guest -------------------------------
+
+def guest_http(lab: FaultLab, host: str, port: int, method: str, path: str) -> str:
+    """One HTTP/1.0 request from inside the guest with bash's /dev/tcp (no client needed),
+    the raw response back. printf turns the request's \\r\\n into CR LF."""
+    request = f"{method} {path} HTTP/1.0\\r\\nHost: {host}\\r\\nContent-Length: 0\\r\\n\\r\\n"
+    script = (f"exec 3<>/dev/tcp/{host}/{port} && printf {shlex.quote(request)} >&3 && "
+              "timeout 20 cat <&3")
+    return lab.guest(script).stdout
+
+
+def test_install_server_under_abuse_keeps_serving_the_real_guest(lab, tmp_path):
+    from vmlab.install import _install_server_address
+    from vmlab.installserver import InstallServer
+    from vmlab.profile import load_profile
+
+    # The address vmlab serves a kickstart on when the provider NIC is user-mode.
+    profile = tmp_path / "ks.yaml"
+    profile.write_text("extends: newton-aio\nname: ks-user\nvm:\n  nics:\n"
+                       "    - {role: provider, network: user, subnet: 10.0.2.0/24}\n"
+                       "    - {role: management, network: user, subnet: 192.168.70.0/24, "
+                       "address: 192.168.70.2}\n")
+    loaded = load_profile(str(profile))
+    bind, guest_host = _install_server_address(loaded, loaded.profile.install)
+    assert (bind, guest_host) == ("127.0.0.1", "10.0.2.2")
+
+    kickstart = b"# the lab's kickstart\ntext\nreboot\n"
+    fetches: list[str] = []
+    with InstallServer(bind, {"ks.cfg": kickstart}, url_host=guest_host,
+                       log=fetches.append) as server:
+        token, port = server.token, server.port
+        idle = []  # slow clients: connected, a request begun and never finished
+        for _ in range(20):
+            sock = socket.create_connection((bind, port))
+            sock.sendall(b"GET /")
+            idle.append(sock)
+        try:
+            for path in ("/ks.cfg", f"/{token}/../{token}/ks.cfg/..",
+                         f"/{token}/%2e%2e/etc/passwd", f"/{token}//etc/passwd", "/guess/ks.cfg"):
+                assert host_http(bind, port, "GET", path)[0] == 404, path
+            assert host_http(bind, port, "PUT", f"/{token}/ks.cfg", b"x")[0] == 405
+            assert host_http(bind, port, "POST", f"/{token}/done", b"x" * 100_000)[0] == 413
+            assert host_http(bind, port, "POST", "/guess/done")[0] == 404
+            assert not server.done.is_set()
+
+            started = time.monotonic()
+            fetched = guest_http(lab, guest_host, port, "GET", f"/{token}/ks.cfg")
+            assert time.monotonic() - started < 30
+            assert fetched.startswith("HTTP/1.0 200") and fetched.endswith(kickstart.decode())
+            outside = guest_http(lab, guest_host, port, "GET", f"/{token}/../../etc/passwd")
+            assert outside.startswith("HTTP/1.0 404") and "root:" not in outside
+            done = guest_http(lab, guest_host, port, "POST", f"/{token}/done")
+            assert done.startswith("HTTP/1.0 200")
+            assert server.wait_done(5)
+        finally:
+            for sock in idle:
+                sock.close()
+    served = [line for line in fetches if line.endswith(" 200")]
+    assert served == [f"127.0.0.1 GET /{token}/ks.cfg 200", f"127.0.0.1 POST /{token}/done 200"]
+
+
+def host_http(host: str, port: int, method: str, path: str,
+              body: bytes | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        conn.request(method, path, body=body)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
