@@ -12,7 +12,6 @@ The same guest also fetches from the install server while host clients abuse it.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shlex
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.http_helpers import http_request
 from tests.lab_harness import VMLAB
 from tests.private_libvirtd import PrivateLibvirtd
 
@@ -423,10 +423,10 @@ def test_install_server_under_abuse_keeps_serving_the_real_guest(lab, tmp_path):
         try:
             for path in ("/ks.cfg", f"/{token}/../{token}/ks.cfg/..",
                          f"/{token}/%2e%2e/etc/passwd", f"/{token}//etc/passwd", "/guess/ks.cfg"):
-                assert host_http(bind, port, "GET", path)[0] == 404, path
-            assert host_http(bind, port, "PUT", f"/{token}/ks.cfg", b"x")[0] == 405
-            assert host_http(bind, port, "POST", f"/{token}/done", b"x" * 100_000)[0] == 413
-            assert host_http(bind, port, "POST", "/guess/done")[0] == 404
+                assert http_request(bind, port, "GET", path)[0] == 404, path
+            assert http_request(bind, port, "PUT", f"/{token}/ks.cfg", b"x")[0] == 405
+            assert http_request(bind, port, "POST", f"/{token}/done", b"x" * 100_000)[0] == 413
+            assert http_request(bind, port, "POST", "/guess/done")[0] == 404
             assert not server.done.is_set()
 
             started = time.monotonic()
@@ -444,13 +444,3 @@ def test_install_server_under_abuse_keeps_serving_the_real_guest(lab, tmp_path):
     served = [line for line in fetches if line.endswith(" 200")]
     assert served == [f"127.0.0.1 GET /{token}/ks.cfg 200", f"127.0.0.1 POST /{token}/done 200"]
 
-
-def host_http(host: str, port: int, method: str, path: str,
-              body: bytes | None = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(host, port, timeout=5)
-    try:
-        conn.request(method, path, body=body)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()

@@ -1,7 +1,6 @@
 """The install HTTP server, fetched for real over 127.0.0.1."""
 from __future__ import annotations
 
-import http.client
 import socket
 import time
 import urllib.error
@@ -9,6 +8,7 @@ import urllib.request
 
 import pytest
 
+from tests.http_helpers import http_request
 from vmlab.installserver import InstallServer
 
 
@@ -21,13 +21,7 @@ def server():
 
 
 def request(srv, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
-    try:
-        conn.request(method, path, body=body)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    return http_request("127.0.0.1", srv.port, method, path, body)
 
 
 def test_the_lab_file_is_served_under_its_token(server):
