@@ -15,7 +15,7 @@ help:
 	@echo "make demo           build a small Debian guest and run the demo lab on local libvirt/qemu"
 	@echo "make test           install what the tests need and run them (about 25 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
-	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 60 minutes without KVM)"
+	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM)"
 	@echo "make bench          benchmarks under bench/, written to docs/benchmarks.md (about 45 minutes)"
 
 $(STAMP)/apt: scripts/install-deps
