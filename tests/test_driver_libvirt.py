@@ -21,7 +21,7 @@ from vmlab.drivers.base import (DiskSpec, KernelBoot, NetworkSpec, NicSpec, Powe
 from vmlab.drivers.libvirt import LibvirtDriver
 from vmlab.drivers.libvirt.xml import BootFiles, Ownership, domain_xml, network_xml
 from vmlab.errors import NotFound
-from vmlab.gc import KEPT_IMAGE, collect_images, find_unused_images
+from vmlab.gc import SKIPPED_IMAGE, SKIPPED_VM, collect, collect_images, find_unused_images
 
 _names = itertools.count()
 
@@ -238,8 +238,8 @@ def test_gc_images_lists_then_deletes_an_image_no_disk_is_built_on(private_pool,
 
 
 @pytest.mark.e2e
-def test_an_image_built_on_again_after_gc_listed_it_is_kept_not_an_error(private_pool,
-                                                                        tmp_path):
+def test_an_image_built_on_after_gc_listed_it_is_skipped_not_an_error(private_pool,
+                                                                     tmp_path):
     driver = private_pool
     image = tmp_path / "old.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1G"], check=True)
@@ -251,8 +251,23 @@ def test_an_image_built_on_again_after_gc_listed_it_is_kept_not_an_error(private
 
     driver.create(dataclasses.replace(small_spec("gc"), disk=spec.disk))  # a create races gc
     assert collect_images(driver, rows) == []
-    assert rows[0]["kept"] == KEPT_IMAGE
+    assert rows[0]["skipped"] == SKIPPED_IMAGE
     assert base_names(driver) == ["vmlab-base-d4d4d4d4d4d4d4d4.qcow2"]
+
+
+@pytest.mark.e2e
+def test_a_vm_that_changed_after_gc_listed_it_is_skipped_not_destroyed(private_pool):
+    driver = private_pool
+    ref = driver.create(small_spec("gc"))
+    other_labs = [{"vm": ref.name, "lab": "another-lab"}]  # the name is now another lab's VM
+    assert collect(driver, other_labs) == []
+    assert other_labs[0]["skipped"] == SKIPPED_VM
+    assert driver.find(ref.name) is not None
+
+    gone = [{"vm": ref.name, "lab": ref.lab}]
+    driver.destroy(ref)
+    assert collect(driver, gone) == []
+    assert gone[0]["skipped"] == SKIPPED_VM
 
 
 # -- golden XML ----------------------------------------------------------------------------

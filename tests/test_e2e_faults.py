@@ -28,6 +28,9 @@ import pytest
 from tests.http_helpers import http_request
 from tests.lab_harness import VMLAB
 from tests.private_libvirtd import PrivateLibvirtd
+from vmlab.install import _install_server_address
+from vmlab.installserver import InstallServer
+from vmlab.profile import load_profile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -396,10 +399,6 @@ def guest_http(lab: FaultLab, host: str, port: int, method: str, path: str) -> s
 
 
 def test_install_server_under_abuse_keeps_serving_the_real_guest(lab, tmp_path):
-    from vmlab.install import _install_server_address
-    from vmlab.installserver import InstallServer
-    from vmlab.profile import load_profile
-
     # The address vmlab serves a kickstart on when the provider NIC is user-mode.
     profile = tmp_path / "ks.yaml"
     profile.write_text("extends: newton-aio\nname: ks-user\nvm:\n  nics:\n"

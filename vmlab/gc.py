@@ -11,8 +11,9 @@ from vmlab import paths
 from vmlab.drivers.base import Driver, OwnedObject
 from vmlab.errors import NotFound, UsageError, VmlabError
 
-KEPT_VM = "gone since it was listed, or its lab is back"
-KEPT_IMAGE = "a disk is built on it again since it was listed, or it is gone"
+# Why a listed object was left alone when its turn came (not an error).
+SKIPPED_VM = "gone since it was listed, or the name is now another lab's VM"
+SKIPPED_IMAGE = "a disk is built on it since it was listed, or it is gone"
 
 
 def parse_age(text: str) -> timedelta:
@@ -50,12 +51,12 @@ def _belonging(owned: list[OwnedObject], vm: OwnedObject) -> list[OwnedObject]:
 
 def collect(driver: Driver, rows: list[dict]) -> list[str]:
     """Destroy the VMs of ``rows`` (and with them their disks and networks); errors listed.
-    A row whose VM changed since it was listed is marked ``kept`` with the reason."""
+    A row whose VM changed since it was listed is marked ``skipped`` with the reason."""
     problems = []
     for row in rows:
         ref = driver.find(row["vm"])
         if ref is None or ref.lab != row["lab"]:
-            row["kept"] = KEPT_VM
+            row["skipped"] = SKIPPED_VM
             continue
         try:
             driver.destroy(ref)
@@ -74,13 +75,13 @@ def find_unused_images(driver: Driver, older_than: timedelta) -> list[dict]:
 
 def collect_images(driver: Driver, rows: list[dict]) -> list[str]:
     """Delete the images of ``rows``, each checked unused again just before; errors listed.
-    An image a create has built on meanwhile is not an error: its row is marked ``kept``."""
+    An image a create has built on meanwhile is not an error: its row is marked ``skipped``."""
     problems = []
     for row in rows:
         try:
             driver.delete_image(row["image"])
         except NotFound:
-            row["kept"] = KEPT_IMAGE
+            row["skipped"] = SKIPPED_IMAGE
         except VmlabError as exc:
             problems.append(f"{row['image']}: {exc.message}")
     return problems

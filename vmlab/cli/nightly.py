@@ -129,14 +129,14 @@ def gc(uri: str, profile: str | None, older_than: str | None, images: bool,
                      "problems": problems})
     else:
         for row in rows:
-            if "kept" in row:
-                click.echo(f"kept {row['vm']} ({row['kept']})")
+            if "skipped" in row:
+                click.echo(f"skipped {row['vm']} ({row['skipped']})")
                 continue
             click.echo(f"{'deleted' if yes else 'would delete'} {row['vm']} ({row['reason']})"
                        + (f" with {', '.join(row['with'])}" if row["with"] else ""))
         for row in image_rows:
-            if "kept" in row:
-                click.echo(f"kept image {row['image']} ({row['kept']})")
+            if "skipped" in row:
+                click.echo(f"skipped image {row['image']} ({row['skipped']})")
                 continue
             click.echo(f"{'deleted' if yes else 'would delete'} image {row['image']} "
                        f"({row['reason']}; uploaded {row['created']})")
