@@ -23,8 +23,8 @@ from vmlab.errors import ProfileError
 from vmlab.paths import shipped_profiles_dir, user_profiles_dir
 
 SUFFIXES = (".yaml", ".yml")
-#: Profiles are a few kilobytes; 1 MiB leaves room for long script stages and still parses
-#: in well under a second (a 50 MB file took 20 s before this cap).
+#: Profiles are a few kilobytes; 1 MiB leaves room for long script stages and parses in a
+#: tenth of a second with libyaml (a 50 MB file took minutes before this cap).
 MAX_PROFILE_BYTES = 1024 * 1024
 
 
