@@ -1,27 +1,73 @@
 """Profiles: YAML files that describe a lab, loaded into a validated model.
 
-A profile is found by name (shipped ``profiles/``, then the user's config dir) or given
-as a path. ``extends: other`` deep-merges the profile onto its base (mappings merge, lists
-and scalars replace). Unknown keys are errors, and every problem is reported with the
-file it came from and the key path, never as a traceback.
+A profile is found by name (the user's config dir first, then the shipped ``profiles/``:
+a user's profile overrides a shipped one of the same name) or given as a path.
+``extends: other`` deep-merges the profile onto its base (mappings merge, lists and scalars
+replace); a relative path there is relative to the extending file's folder. Unknown keys
+are errors, and every problem is reported with the file it came from and the key path,
+never as a traceback.
 """
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict as StrictType,
+                      ValidationError, ValidationInfo, field_validator, model_validator)
 
 from vmlab.errors import ProfileError
-from vmlab.paths import shipped_profiles_dir, user_profiles_dir
+from vmlab.names import check_hypervisor_name, check_name, check_port_group
+from vmlab.profilefiles import (deep_merge, file_defining, find_profile, format_loc,
+                                resolve_chain)
 
-NAME_RE = r"^[a-z0-9][a-z0-9-]{0,39}$"
 STAGE_NAME_RE = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+#: An integer key takes an integer only: not `true` (a bool is an int to Python), not 2.0.
+Int = Annotated[int, StrictType()]
+#: A yes/no key takes true or false only, not 1 or "yes".
+Bool = Annotated[bool, StrictType()]
+
+#: Largest memory_mib: 4 TiB. QEMU and vSphere accept more on paper, but no host a lab runs
+#: on has it; a bigger number is a unit slip (GiB or bytes given as MiB) that would otherwise
+#: surface only as the hypervisor's refusal, after the guest image was built.
+MAX_MEMORY_MIB = 4 * 1024 * 1024
+
+#: Guest platform -> the install methods that make it (an image is Debian's mmdebstrap, the
+#: kickstart is CentOS's) and the OpenStack releases its packages are (the first: default).
+PLATFORM_INSTALLS = {"centos7": ("kickstart",), "debian12": ("image",)}
+PLATFORM_RELEASES = {"centos7": ("newton",), "debian12": ("zed",)}
+
+
+def _debian_package(value: str) -> str:
+    # Debian Policy 5.6.1: lower-case letters, digits, '+', '-', '.'; at least two
+    # characters, starting with a letter or digit.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", value):
+        raise ValueError("not a Debian package name (lower-case letters, digits, '+', '-' and "
+                         "'.', at least 2 characters, starting with a letter or digit)")
+    return value
+
+
+def _kickstart_package(value: str) -> str:
+    # An RPM name (Fedora's naming guidelines: letters, digits, '-', '.', '_', '+'), a
+    # comps group as @group or @^environment, either excluded with a leading '-'.
+    if not re.fullmatch(r"-?(@\^?)?[A-Za-z0-9][A-Za-z0-9._+-]*", value):
+        raise ValueError("not a package name for a kickstart's %packages (an RPM name of "
+                         "letters, digits, '-', '.', '_' and '+'; @group; -name to exclude)")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ValueError("expected a sha256 checksum: 64 hexadecimal digits")
+    return value.lower()
+
+
+DebianPackage = Annotated[str, AfterValidator(_debian_package)]
+KickstartPackage = Annotated[str, AfterValidator(_kickstart_package)]
+Sha256 = Annotated[str, AfterValidator(_sha256)]
 
 
 class Strict(BaseModel):
@@ -33,15 +79,20 @@ class LibvirtHypervisor(Strict):
     uri: str = "qemu:///system"
     pool: str = "vmlab"
 
+    @field_validator("pool")
+    @classmethod
+    def _pool_name(cls, value: str) -> str:
+        return check_hypervisor_name("storage pool name", value)
+
 
 class VsphereHypervisor(Strict):
     kind: Literal["vsphere"]
     host: str
-    port: int = 443
+    port: Int = Field(443, ge=1, le=65535)
     user: str
     #: Name of the environment variable holding the password (never the password itself).
     password_env: str = "VMLAB_VSPHERE_PASSWORD"
-    insecure: bool = False
+    insecure: Bool = False
     datacenter: str | None = None
     cluster: str | None = None
     host_system: str | None = None
@@ -57,7 +108,7 @@ class ImageInstall(Strict):
 
     method: Literal["image"]
     suite: Literal["bookworm"] = "bookworm"
-    packages: tuple[str, ...] = ()
+    packages: tuple[DebianPackage, ...] = ()
     mirror: str | None = None
 
 
@@ -74,10 +125,10 @@ class KickstartInstall(Strict):
     #: The ISO's volume label, for anaconda's inst.stage2 when the ISO is a CD-ROM.
     iso_label: str = "CentOS 7 x86_64"
     timezone: str = "UTC"
-    packages: tuple[str, ...] = ()
+    packages: tuple[KickstartPackage, ...] = ()
     #: Address the install server listens on; default: what the provider network reaches.
     serve_on: ipaddress.IPv4Address | None = None
-    install_timeout_minutes: int = Field(90, ge=5)
+    install_timeout_minutes: Int = Field(90, ge=5)
 
 
 Install = Annotated[Union[ImageInstall, KickstartInstall], Field(discriminator="method")]
@@ -90,24 +141,57 @@ class Nic(Strict):
     #: Name of the hypervisor network (libvirt network, vSphere port group).
     network_name: str | None = None
     subnet: ipaddress.IPv4Network
-    address: ipaddress.IPv4Address | None = None
+    # gateway before address: the address's check reads the gateway
     gateway: ipaddress.IPv4Address | None = None
+    address: ipaddress.IPv4Address | None = None
     mac: str | None = None
+
+    @field_validator("subnet")
+    @classmethod
+    def _room_for_hosts(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if value.prefixlen > 30:
+            raise ValueError(f"subnet /{value.prefixlen} has no room for the guest and the "
+                             "hypervisor's address; use /30 or larger (e.g. /24)")
+        return value
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_usable(cls, value: ipaddress.IPv4Address | None,
+                        info: ValidationInfo) -> ipaddress.IPv4Address | None:
+        subnet = info.data.get("subnet")
+        if value is not None and subnet is not None:
+            _check_host_address("gateway", value, subnet)
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address_usable(cls, value: ipaddress.IPv4Address | None,
+                        info: ValidationInfo) -> ipaddress.IPv4Address | None:
+        subnet = info.data.get("subnet")
+        if value is None or subnet is None:
+            return value
+        _check_host_address("address", value, subnet)
+        taken = reserved_addresses(info.data.get("network"), subnet)
+        if info.data.get("gateway") is not None:
+            taken[info.data["gateway"]] = "the gateway"
+        if value in taken:
+            raise ValueError(f"address {value} is taken by {taken[value]}; give the guest "
+                             "another one")
+        return value
 
     @field_validator("mac")
     @classmethod
     def _mac_form(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"(?i)([0-9a-f]{2}:){5}[0-9a-f]{2}", value):
+        if value is None:
+            return value
+        if not re.fullmatch(r"(?i)([0-9a-f]{2}:){5}[0-9a-f]{2}", value):
             raise ValueError("expected a MAC address like 52:54:00:12:34:56")
-        return value.lower() if value else value
-
-    @model_validator(mode="after")
-    def _address_in_subnet(self) -> "Nic":
-        for key in ("address", "gateway"):
-            value = getattr(self, key)
-            if value is not None and value not in self.subnet:
-                raise ValueError(f"{key} {value} is not inside subnet {self.subnet}")
-        return self
+        if int(value[:2], 16) & 1:
+            raise ValueError("a multicast MAC (odd first byte) cannot be a NIC's address; "
+                             "use a locally administered one like 52:54:00:12:34:56")
+        if value == "00:00:00:00:00:00":
+            raise ValueError("00:00:00:00:00:00 is not a usable MAC address")
+        return value.lower()
 
     @property
     def prefix(self) -> int:
@@ -121,11 +205,32 @@ class Nic(Strict):
         return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
+def _check_host_address(key: str, value: ipaddress.IPv4Address,
+                        subnet: ipaddress.IPv4Network) -> None:
+    if value not in subnet:
+        raise ValueError(f"{key} {value} is not inside subnet {subnet}")
+    if value == subnet.network_address:
+        raise ValueError(f"{key} {value} is the network address of {subnet}, not a host's")
+    if value == subnet.broadcast_address:
+        raise ValueError(f"{key} {value} is the broadcast address of {subnet}, not a host's")
+
+
+def reserved_addresses(network: str | None,
+                       subnet: ipaddress.IPv4Network) -> dict[ipaddress.IPv4Address, str]:
+    """Addresses of a NIC's subnet that the hypervisor side takes, and whose they are."""
+    if network in ("nat", "isolated"):
+        # vmlab gives the hypervisor's end of the network the first host (vmspec.network_spec)
+        return {next(subnet.hosts()): "the hypervisor's end of the network (its first host)"}
+    # A user-mode NIC's other end is QEMU's own stack; the profile names it as the gateway
+    # (10.0.2.2 on 10.0.2.0/24), which is checked where given.
+    return {}
+
+
 class VM(Strict):
     hostname: str = "controller"
-    cpus: int = Field(2, ge=1, le=64)
-    memory_mib: int = Field(1024, ge=256)
-    disk_gib: int = Field(4, ge=1, le=2048)
+    cpus: Int = Field(2, ge=1, le=64)
+    memory_mib: Int = Field(1024, ge=256, le=MAX_MEMORY_MIB)
+    disk_gib: Int = Field(4, ge=1, le=2048)
     accel: Literal["auto", "kvm", "tcg"] = "auto"
     dns: tuple[ipaddress.IPv4Address, ...] = (ipaddress.IPv4Address("10.0.2.3"),)
     nics: tuple[Nic, ...]
@@ -152,10 +257,10 @@ class VM(Strict):
 
 class Ssh(Strict):
     user: str = "root"
-    port: int = 22
+    port: Int = Field(22, ge=1, le=65535)
     #: How long one command of a stage may run before the stage fails (a hung guest keeps
     #: its SSH connection alive; this is what ends the wait).
-    command_timeout_minutes: int = Field(60, ge=1, le=24 * 60)
+    command_timeout_minutes: Int = Field(60, ge=1, le=24 * 60)
 
 
 class ScriptStage(Strict):
@@ -165,7 +270,7 @@ class ScriptStage(Strict):
     description: str = ""
     run: tuple[str, ...]
     verify: tuple[str, ...] = ()
-    reboot: bool = False
+    reboot: Bool = False
 
 
 StageEntry = Union[Annotated[str, Field(pattern=STAGE_NAME_RE)], ScriptStage]
@@ -179,6 +284,7 @@ class Snapshots(Strict):
 class OpenStack(Strict):
     """Settings of the OpenStack stages: the manual's environment and its services."""
 
+    #: Default: the release of the platform's packages (PLATFORM_RELEASES).
     release: Literal["newton", "zed"] = "newton"
     region: str = "RegionOne"
     #: CentOS mirror: the vault (default: the release mirrors are gone), the manual's
@@ -204,7 +310,7 @@ class OpenStack(Strict):
     }
     #: The test image uploaded to Glance; null: a small qcow2 made on the host with qemu-img.
     image_url: str | None = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
-    image_sha256: str | None = None
+    image_sha256: Sha256 | None = None
     image_name: str = "cirros"
 
     @model_validator(mode="after")
@@ -215,7 +321,7 @@ class OpenStack(Strict):
 
 
 class Profile(Strict):
-    name: str = Field(pattern=NAME_RE)
+    name: str
     description: str = ""
     extends: str | None = None
     hypervisor: Hypervisor
@@ -229,6 +335,23 @@ class Profile(Strict):
     openstack: OpenStack = OpenStack()
     #: Names of the secrets generated per lab (e.g. ``root``, ``admin``).
     secrets: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name_form(cls, value: str) -> str:
+        return check_name("profile", value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_of_platform(cls, data: Any) -> Any:
+        """Without openstack.release, the release the platform's packages are."""
+        if isinstance(data, dict):
+            platform = data.get("platform", cls.model_fields["platform"].default)
+            releases = PLATFORM_RELEASES.get(platform) if isinstance(platform, str) else None
+            settings = data.get("openstack", {})
+            if releases and isinstance(settings, dict) and "release" not in settings:
+                data = {**data, "openstack": {**settings, "release": releases[0]}}
+        return data
 
     @model_validator(mode="after")
     def _stage_names_unique(self) -> "Profile":
@@ -245,6 +368,50 @@ class Profile(Strict):
         return [entry if isinstance(entry, str) else entry.name for entry in self.stages]
 
 
+def consistency_problems(profile: Profile) -> list[tuple[tuple[Any, ...], str]]:
+    """(key path, problem) for what no single key shows: how keys fit together."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    nics = profile.vm.nics
+    for index, nic in enumerate(nics):
+        for other_index, other in enumerate(nics[:index]):
+            if nic.subnet.overlaps(other.subnet):
+                same = "is the same as" if nic.subnet == other.subnet else "overlaps"
+                problems.append((("vm", "nics", index, "subnet"),
+                                 f"subnet {nic.subnet} {same} vm.nics[{other_index}].subnet "
+                                 f"{other.subnet}; each NIC needs a subnet of its own"))
+        earlier_macs = [other.mac for other in nics[:index]]
+        if nic.mac is not None and nic.mac in earlier_macs:
+            problems.append((("vm", "nics", index, "mac"),
+                             f"MAC {nic.mac} is also vm.nics[{earlier_macs.index(nic.mac)}]"
+                             ".mac; every NIC needs its own"))
+        if nic.network_name is not None:
+            check = (check_port_group if profile.hypervisor.kind == "vsphere"
+                     else check_hypervisor_name)
+            try:
+                check("network name", nic.network_name)
+            except ValueError as exc:
+                problems.append((("vm", "nics", index, "network_name"), str(exc)))
+    for index, secret in enumerate(profile.secrets):
+        if secret in profile.secrets[:index]:
+            problems.append((("secrets", index),
+                             f"secret {secret!r} is listed twice "
+                             f"(also secrets[{profile.secrets.index(secret)}])"))
+    methods = PLATFORM_INSTALLS[profile.platform]
+    if profile.install.method not in methods:
+        problems.append((("install", "method"),
+                         f"install method {profile.install.method!r} cannot make a "
+                         f"{profile.platform} guest (an image is Debian's, a kickstart "
+                         f"CentOS's); platform {profile.platform} installs by "
+                         + " or ".join(repr(m) for m in methods)))
+    releases = PLATFORM_RELEASES[profile.platform]
+    if profile.openstack.release not in releases:
+        problems.append((("openstack", "release"),
+                         f"OpenStack {profile.openstack.release} is not packaged for "
+                         f"{profile.platform}; it has " + " or ".join(releases)
+                         + " (or leave release out)"))
+    return problems
+
+
 class LoadedProfile(BaseModel):
     """A validated profile and where it came from."""
 
@@ -253,140 +420,20 @@ class LoadedProfile(BaseModel):
     profile: Profile
     path: Path
     chain: tuple[Path, ...]  # the file itself first, then its bases
+    #: Each file's own keys, as read (same order as chain): which file set a key.
+    raw: tuple[dict[str, Any], ...] = Field(default=(), repr=False)
 
-
-# -- finding --------------------------------------------------------------------------
-
-def profile_dirs() -> list[Path]:
-    return [shipped_profiles_dir(), user_profiles_dir()]
-
-
-def find_profile(name_or_path: str) -> Path:
-    """The file of a profile given by name or path; ProfileError naming where it looked."""
-    candidate = Path(name_or_path).expanduser()
-    if os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml")):
-        if candidate.is_file():
-            return candidate.resolve()
-        raise ProfileError(f"profile file {name_or_path} does not exist",
-                           hint="give an existing .yaml file or a profile name (`vmlab profiles`)")
-    for directory in profile_dirs():
-        for suffix in (".yaml", ".yml"):
-            path = directory / f"{name_or_path}{suffix}"
-            if path.is_file():
-                return path.resolve()
-    known = ", ".join(sorted(p.stem for p in list_profile_files())) or "none"
-    raise ProfileError(
-        f"no profile named {name_or_path!r}",
-        hint=f"known profiles: {known}; looked in " + ", ".join(str(d) for d in profile_dirs()))
-
-
-def list_profile_files() -> list[Path]:
-    """Shipped profiles, then user profiles (a user profile of the same name wins)."""
-    found: dict[str, Path] = {}
-    for directory in profile_dirs():
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.y*ml")):
-                found[path.stem] = path
-    return sorted(found.values(), key=lambda p: p.stem)
+    def file_defining(self, *loc: Any) -> Path:
+        """The file that set the key at ``loc`` (e.g. "stages", 2, "name")."""
+        return file_defining(list(loc), list(zip(self.chain, self.raw)) or [(self.path, {})])
 
 
 # -- loading --------------------------------------------------------------------------
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ProfileError(f"{where}: invalid YAML: {exc.problem or exc.context}",
-                           problems=[f"{where}: {exc.problem or exc.context}"],
-                           hint="fix the YAML syntax at that line") from exc
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: invalid YAML: {exc}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ProfileError(f"{path}: a profile must be a mapping of keys, not {type(data).__name__}",
-                           problems=[f"{path}: (top level): expected a mapping"])
-    return data
-
-
-#: Keys that select a variant: a mapping that changes one of them replaces its base.
-_DISCRIMINATORS = ("kind", "method")
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not any(
-                tag in value and value[tag] != merged[key].get(tag) for tag in _DISCRIMINATORS):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _resolve_chain(path: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """[(file, raw data)] from the given file down to its last base."""
-    chain: list[tuple[Path, dict[str, Any]]] = []
-    current: Path | None = path
-    while current is not None:
-        if any(current == seen for seen, _ in chain):
-            cycle = " -> ".join(str(p) for p, _ in chain) + f" -> {current}"
-            raise ProfileError(f"profiles extend each other in a cycle: {cycle}",
-                               problems=[f"{chain[-1][0]}: extends: cycle {cycle}"],
-                               hint="remove one of the `extends:` keys")
-        data = read_yaml(current)
-        chain.append((current, data))
-        base = data.get("extends")
-        if base is None:
-            current = None
-        elif not isinstance(base, str):
-            raise ProfileError(f"{current}: extends: expected a profile name",
-                               problems=[f"{current}: extends: expected a profile name or path"])
-        else:
-            try:
-                current = _find_base(base, relative_to=current.parent)
-            except ProfileError as exc:
-                raise ProfileError(f"{current}: extends: {exc.message}",
-                                   problems=[f"{current}: extends: {exc.message}"],
-                                   hint=exc.hint) from None
-    return chain
-
-
-def _find_base(name: str, relative_to: Path) -> Path:
-    sibling = relative_to / f"{name}.yaml"
-    if os.sep not in name and sibling.is_file():
-        return sibling.resolve()
-    return find_profile(name)
-
-
 def load_profile(name_or_path: str) -> LoadedProfile:
     """Find, merge and validate a profile; ProfileError lists every problem."""
     path = find_profile(name_or_path)
-    chain = _resolve_chain(path)
+    chain = resolve_chain(path)
     merged: dict[str, Any] = {}
     for _, data in reversed(chain):
         merged = deep_merge(merged, data)
@@ -397,23 +444,33 @@ def load_profile(name_or_path: str) -> LoadedProfile:
     except ValidationError as exc:
         problems = [_describe(error, chain) for error in exc.errors()
                     if not _wrong_union_branch(error)]
-        raise ProfileError(
-            f"profile {path} is not valid ({len(problems)} problem"
-            f"{'s' if len(problems) != 1 else ''})",
-            problems=problems,
-            hint="fix the keys named above; see profiles/demo.yaml for a complete example",
-        ) from None
-    return LoadedProfile(profile=profile, path=path, chain=tuple(p for p, _ in chain))
+        raise _not_valid(path, problems) from None
+    problems = [f"{file_defining(list(loc), chain)}: {format_loc(list(loc))}: {message}"
+                for loc, message in consistency_problems(profile)]
+    if problems:
+        raise _not_valid(path, problems)
+    return LoadedProfile(profile=profile, path=path, chain=tuple(p for p, _ in chain),
+                         raw=tuple(data for _, data in chain))
 
 
+def _not_valid(path: Path, problems: list[str]) -> ProfileError:
+    return ProfileError(
+        f"profile {path} is not valid ({len(problems)} problem"
+        f"{'s' if len(problems) != 1 else ''})",
+        problems=problems,
+        hint="fix the keys named above; see profiles/demo.yaml for a complete example")
+
+
+#: Union members pydantic puts in an error's location; "function-after[...]" ones too.
 _UNION_TAGS = {"libvirt", "vsphere", "image", "kickstart", "str", "ScriptStage",
-               "constrained-str", "function-after[_mac_form(), str]"}
+               "constrained-str"}
 
 
 def _describe(error: dict[str, Any], chain: list[tuple[Path, dict[str, Any]]]) -> str:
-    loc = [part for part in error["loc"] if not (isinstance(part, str) and part in _UNION_TAGS)]
-    key = _format_loc(loc) or "(top level)"
-    source = _file_defining(loc, chain)
+    loc = [part for part in error["loc"]
+           if not (isinstance(part, str) and (part in _UNION_TAGS or part.startswith("function-")))]
+    key = format_loc(loc) or "(top level)"
+    source = file_defining(loc, chain)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown key (check its spelling; unknown keys are not allowed)"
@@ -423,7 +480,8 @@ def _describe(error: dict[str, Any], chain: list[tuple[Path, dict[str, Any]]]) -
         message = message[len("Value error, "):]
     given = error.get("input")
     if error["type"] not in ("missing", "extra_forbidden") and not isinstance(given, (dict, list)):
-        message += f" (given: {given!r})"
+        shown = repr(given)
+        message += f" (given: {shown if len(shown) <= 80 else shown[:77] + '...'})"
     return f"{source}: {key}: {message}"
 
 
@@ -431,28 +489,3 @@ def _wrong_union_branch(error: dict[str, Any]) -> bool:
     """A stage given as a mapping is a script stage: drop the 'should be a string' noise."""
     return (isinstance(error.get("input"), dict)
             and any(part in ("str", "constrained-str") for part in error["loc"]))
-
-
-def _format_loc(loc: list[Any]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _file_defining(loc: list[Any], chain: list[tuple[Path, dict[str, Any]]]) -> Path:
-    """The most-derived file whose raw data holds the longest prefix of ``loc``."""
-    best, best_depth = chain[0][0], -1
-    for path, data in chain:
-        node: Any = data
-        depth = 0
-        for part in loc:
-            if isinstance(node, dict) and part in node:
-                node, depth = node[part], depth + 1
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node, depth = node[part], depth + 1
-            else:
-                break
-        if depth > best_depth:
-            best, best_depth = path, depth
-    return best

@@ -107,22 +107,28 @@ def openrc(user: str, lab: str | None) -> None:
 @cli.command()
 @JSON_OPTION
 def profiles(as_json: bool) -> None:
-    """List the shipped and user profiles.
+    """List the shipped and user profiles, with the file each name loads.
+
+    `--profile NAME` loads NAME.yaml from the user's profiles dir when there is one, else the
+    shipped one: a user profile overrides a shipped profile of the same name (the shipped
+    one is listed as shadowed). A profile that does not load is listed as INVALID with why.
 
     \b
-    Example:
+    Examples:
+      vmlab profiles
       vmlab profiles --json
     """
-    from vmlab.paths import shipped_profiles_dir
-    from vmlab.profile import list_profile_files, load_profile
+    from vmlab.profile import load_profile
+    from vmlab.profilefiles import list_profiles, profile_dirs
 
     rows = []
-    for path in list_profile_files():
-        row: dict[str, Any] = {"name": path.stem, "path": str(path),
-                               "source": "shipped" if path.parent == shipped_profiles_dir()
-                               else "user"}
+    for entry in list_profiles():
+        row: dict[str, Any] = {"name": entry.name, "path": str(entry.path),
+                               "source": entry.source,
+                               "shadowed_by": str(entry.shadowed_by) if entry.shadowed_by
+                               else None}
         try:
-            loaded = load_profile(str(path))
+            loaded = load_profile(str(entry.path))
             row.update(description=loaded.profile.description, valid=True,
                        hypervisor=loaded.profile.hypervisor.kind,
                        stages=loaded.profile.stage_names)
@@ -132,9 +138,24 @@ def profiles(as_json: bool) -> None:
     if as_json:
         _print_json(rows)
         return
+    name_width = max([len(row["name"]) for row in rows] + [4]) + 2
+    path_width = max([len(row["path"]) for row in rows] + [4]) + 2
+    click.echo(f"{'NAME':<{name_width}}{'SOURCE':<9}{'HYPERVISOR':<12}{'FILE':<{path_width}}"
+               "DESCRIPTION")
     for row in rows:
-        if row["valid"]:
-            click.echo(f"{row['name']:<24} {row['source']:<8} {row['hypervisor']:<8} "
-                       f"{row['description']}")
+        kind = row["hypervisor"] if row["valid"] else "INVALID"
+        if row["shadowed_by"]:
+            about = f"shadowed: --profile {row['name']} loads {row['shadowed_by']}"
+        elif row["valid"]:
+            about = row["description"]
         else:
-            click.echo(f"{row['name']:<24} {row['source']:<8} INVALID  {row['error']}")
+            about = row["error"]
+        click.echo(f"{row['name']:<{name_width}}{row['source']:<9}{kind:<12}"
+                   f"{row['path']:<{path_width}}{about}".rstrip())
+        if not row["valid"] and not row["shadowed_by"]:
+            for problem in row["problems"]:
+                if problem.split(": ", 1)[-1] not in row["error"]:  # not said already
+                    click.echo(f"    - {problem}")
+    user_dir, shipped_dir = profile_dirs()
+    click.echo(f"\n--profile NAME loads {user_dir}/NAME.yaml if it exists, else "
+               f"{shipped_dir}/NAME.yaml.")

@@ -45,19 +45,27 @@ def script_stage(entry: ScriptStage) -> Stage:
 
 
 def resolve_stages(loaded: LoadedProfile) -> list[Stage]:
-    """The profile's stages in order; an unknown name is a profile error."""
+    """The profile's stages in order; an unknown name, or a script stage named like a
+    built-in one (it would stand in for it unnoticed), is a profile error."""
     catalogue = builtin_stages()
     stages: list[Stage] = []
-    unknown: list[str] = []
+    problems: list[str] = []
     for index, entry in enumerate(loaded.profile.stages):
         if isinstance(entry, ScriptStage):
+            if entry.name in catalogue:
+                problems.append(
+                    f"{loaded.file_defining('stages', index, 'name')}: stages[{index}].name: "
+                    f"{entry.name!r} is a built-in stage; give the script stage another name")
             stages.append(script_stage(entry))
         elif entry in catalogue:
             stages.append(catalogue[entry])
         else:
-            unknown.append(f"{loaded.path}: stages[{index}]: unknown stage {entry!r}")
-    if unknown:
-        raise ProfileError(f"profile {loaded.path} names unknown stages", problems=unknown,
+            problems.append(f"{loaded.file_defining('stages', index)}: stages[{index}]: "
+                            f"unknown stage {entry!r}")
+    if problems:
+        raise ProfileError(f"profile {loaded.path} names stages wrongly "
+                           f"({len(problems)} problem{'s' if len(problems) != 1 else ''})",
+                           problems=problems,
                            hint="built-in stages: " + ", ".join(sorted(catalogue)))
     return stages
 
