@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import textwrap
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -20,10 +23,16 @@ RUNNING, SHUTOFF = 1, 5  # virDomainState, as the test driver's <test:runstate> 
 
 
 def vm_xml(lab: str, snapshots: Iterable[str] = (), *, state: int = SHUTOFF,
-           owner: str | None = None) -> str:
+           owner: str | None = None, forward: int = 40022) -> str:
     """A domain tagged as ``owner``'s (default: the lab's), with a chain of snapshots, the
-    last one current, as a test-driver node file holds it."""
+    last one current, as a test-driver node file holds it; the guest's SSH port 22 is
+    forwarded to ``forward`` on the host, as for a user-mode NIC."""
     names = list(snapshots)
+    tag = (f"<metadata><vmlab:lab xmlns:vmlab='{OWNER_NS}' name='{owner or lab}' "
+           f"created='2026-01-01T00:00:00+00:00' volumes='' networks='' forwards='22:{forward}' "
+           "serial_log='' provider_mac='52:54:00:00:10:01' home=''/></metadata>")
+    definition = (f"<name>vmlab-{lab}</name><uuid>{uuid.uuid5(uuid.NAMESPACE_DNS, lab)}</uuid>"
+                  f"<memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>{tag}")
     snaps = []
     for index, name in enumerate(names):
         parent = f"<parent><name>{names[index - 1]}</name></parent>" if index else ""
@@ -31,13 +40,8 @@ def vm_xml(lab: str, snapshots: Iterable[str] = (), *, state: int = SHUTOFF,
             f"<test:domainsnapshot><name>{name}</name><state>shutoff</state>{parent}"
             f"<creationTime>{1700000000 + index}</creationTime>"
             f"<active>{int(index == len(names) - 1)}</active>"
-            f"<domain type='test'><name>vmlab-{lab}</name><memory unit='MiB'>64</memory>"
-            "<os><type arch='x86_64'>hvm</type></os></domain></test:domainsnapshot>")
-    return (f"<domain type='test' xmlns:test='{TEST_NS}'><name>vmlab-{lab}</name>"
-            "<memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>"
-            f"<metadata><vmlab:lab xmlns:vmlab='{OWNER_NS}' name='{owner or lab}' "
-            "created='2026-01-01T00:00:00+00:00' volumes='' networks='' forwards='' "
-            "serial_log='' provider_mac='52:54:00:00:10:01' home=''/></metadata>"
+            f"<domain type='test'>{definition}</domain></test:domainsnapshot>")
+    return (f"<domain type='test' xmlns:test='{TEST_NS}'>{definition}"
             f"<test:runstate>{state}</test:runstate>{''.join(snaps)}</domain>")
 
 
@@ -60,6 +64,30 @@ def state_v2(lab: str, uri: str, stages: dict[str, str], *, profile_path: str = 
         "created": "2026-01-01T00:00:00Z",
         "stages": [{"name": name, "status": status, "attempts": int(status != "pending")}
                    for name, status in stages.items()]}
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port nobody listens on: bound, never listening, for the test's duration."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def write_profile(path: Path, uri: str, *, name: str = "t1", ssh_user: str = "root") -> Path:
+    path.write_text(textwrap.dedent(f"""\
+        name: {name}
+        hypervisor: {{kind: libvirt, uri: "{uri}"}}
+        install: {{method: image}}
+        vm:
+          nics:
+            - {{role: provider, network: user, subnet: 10.0.2.0/24}}
+        ssh: {{user: {ssh_user}}}
+        stages:
+          - {{name: a, run: ["true"]}}
+          - {{name: b, run: ["true"]}}
+        """))
+    return path
 
 
 @dataclass

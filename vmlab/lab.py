@@ -411,9 +411,9 @@ def _refuse_existing(files: LabFiles) -> None:
     name = files.lab
     try:
         files.load()
-    except StateError:
-        raise UsageError(f"lab {name!r} already exists, and its state file is not usable",
-                         hint=files.way_out() + f"\nthen create it again") from None
+    except StateError as exc:
+        raise UsageError(f"lab {name!r} already exists, and {exc.message}",
+                         hint=files.way_out() + "\nthen create it again") from None
     raise UsageError(f"lab {name!r} already exists",
                      hint=f"use it (`vmlab status --lab {name}`), remove it "
                           f"(`vmlab destroy --lab {name}`) or pick another --lab name")

@@ -20,10 +20,10 @@ def recover(lab: str, profile: str) -> LabState:
     """
     files = LabFiles(check_lab_name(lab))
     loaded = load_profile(profile)
-    forget = f"vmlab destroy --forget --lab {lab}"
+    forget = f"`vmlab destroy --forget --lab {lab}`"
     if not files.root.is_dir():
         raise NotFound(f"lab {lab!r} has no files here, so there is nothing to recover",
-                       hint=f"create it: vmlab create --profile {profile} --lab {lab}")
+                       hint=f"create it: `vmlab create --profile {profile} --lab {lab}`")
     if not files.ssh_key.is_file():
         raise UsageError(f"lab {lab!r} lost its SSH key; its VM cannot be reached",
                          hint=f"drop the lab's files ({forget}), then remove its VM "
@@ -36,8 +36,8 @@ def recover(lab: str, profile: str) -> LabState:
             if ref is None:
                 raise NotFound(f"no VM {vm_name(lab)!r} on {where}, so there is nothing to "
                                "recover", hint=f"drop the lab's files ({forget}), then create "
-                                               f"it again: vmlab create --profile {profile} "
-                                               f"--lab {lab}")
+                                               f"it again: `vmlab create --profile {profile} "
+                                               f"--lab {lab}`")
             if ref.lab != lab:
                 raise NotOwned(f"VM {ref.name!r} on {where} is not tagged as lab {lab!r}'s",
                                hint="vmlab only adopts VMs it created for that lab")

@@ -115,9 +115,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 def _json_kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "the string", bool: "the boolean",
-            int: "the number", float: "the number", type(None): "null"}.get(type(value),
-                                                                          type(value).__name__)
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "null"}.get(type(value), "a value")
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -204,12 +203,12 @@ class LabFiles:
                                 "with `vmlab create --profile NAME`")
         raw = self._read_json()
         if not isinstance(raw, dict):
-            self._broken(f"it holds a JSON {_json_kind(raw)}, not an object of keys")
+            self._broken(f"it holds {_json_kind(raw)}, not a JSON object of keys")
         version = raw.get("schema_version")
         if "schema_version" not in raw:
             self._broken("it has no schema_version key")
         if type(version) is not int:  # noqa: E721 - bool is an int subclass; refuse it too
-            self._broken(f"its schema_version is {_json_kind(version)} {version!r}, "
+            self._broken(f"its schema_version is {json.dumps(version)} ({_json_kind(version)}), "
                          "not a whole number")
         if version > SCHEMA_VERSION:
             raise StateError(
