@@ -183,7 +183,7 @@ def test_provision_names_the_profile_file_when_it_broke(home, vmlab_cli, tmp_pat
 
 
 def test_provision_warns_about_profile_changes_an_existing_lab_does_not_take(tmp_path):
-    from vmlab.lab import load_lab_profile
+    from vmlab.labprofile import load_lab_profile
     from vmlab.progress import Progress
     from vmlab.state import LabState
 
@@ -292,7 +292,7 @@ def test_status_names_the_process_working_on_the_lab(home, vmlab_cli, tmp_path):
         result = vmlab_cli("status", "--lab", "t1")
         assert result.code == 0, result
         assert re.search(rf"busy: `vmlab provision` \(pid {holder.pid} on .+, since .+\) is "
-                         "working on it", result.out), result.out
+                         "working on it, running stage b", result.out), result.out
         assert "running  b" in result.out and "next:" not in result.out
         busy = json.loads(vmlab_cli("status", "--lab", "t1", "--json").out)["busy"]
         assert busy["pid"] == holder.pid and busy["command"] == "provision"
@@ -318,6 +318,17 @@ def test_rollback_of_an_unknown_stage_is_refused_before_connecting(home, vmlab_c
     assert "lab 't1' has no stage 'nosuch'" in result.err
     assert "stages: prep, keystone" in result.err
     assert "libvirt" not in result.err
+
+
+def test_destroy_on_an_unreachable_hypervisor_names_forget(home, vmlab_cli, closed_port):
+    far = f"qemu+tcp://127.0.0.1:{closed_port}/system"
+    home.lab("t1", state_v2("t1", far, {"a": "done"}))
+    result = vmlab_cli("destroy", "--yes", "--lab", "t1")
+    assert result.code == 3 and f"cannot connect to libvirt at {far}" in result.err
+    forget = [c for c in named_commands(result.err) if "--forget" in c]
+    assert forget == ["vmlab destroy --forget --lab t1"]
+    assert run_named(vmlab_cli, forget[0], Path("unused")).code == 0
+    assert not (home.labs / "t1").exists()
 
 
 # -- openrc ---------------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Iterator
 
 from vmlab import drivers, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
-from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned, ProfileError,
+from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
                           RemoteCommandFailed, SnapshotExists, SnapshotFailed, StageFailed,
                           StateError, UsageError, VmlabError)
+from vmlab.labprofile import follow_stage_list, load_lab_profile
 from vmlab.names import check_lab_name
 from vmlab.profile import Hypervisor, LoadedProfile, VsphereHypervisor, load_profile
 from vmlab.progress import QUIET, Progress
@@ -268,69 +269,12 @@ def open_lab(lab: str | None, command: str, progress: Progress = QUIET,
         if with_stages:
             loaded = load_lab_profile(state, progress)
             stages = resolve_stages(loaded)
-            _reconcile_stage_list(state, [s.name for s in stages], loaded, progress)
+            follow_stage_list(state, [s.name for s in stages], loaded, progress)
         with open_driver(state.hypervisor) as driver:
             lab_obj = Lab(files, state, loaded, stages, driver, progress)
             if lock:
                 _reconcile_interrupted(lab_obj)
             yield lab_obj
-
-
-def load_lab_profile(state: LabState, progress: Progress = QUIET) -> LoadedProfile:
-    """The profile a lab was created from, read again to run its stages (the one place that
-    does). Names the file and what to do when it is gone or no longer valid, and warns about
-    changes that an existing lab does not take on."""
-    path = Path(state.profile_path)
-    works_without = ("status, snapshots, rollback, ssh and destroy of the lab work without "
-                     "it")
-    if path.is_file():
-        try:
-            loaded = load_profile(str(path))
-        except ProfileError as exc:
-            raise ProfileError(
-                f"lab {state.lab!r} runs its stages from the profile {path}, which is not "
-                f"valid now: {exc.message}", problems=exc.problems,
-                hint=f"fix the file (see the problems above); {works_without}") from None
-    else:
-        try:
-            loaded = load_profile(state.profile)
-        except ProfileError:
-            raise ProfileError(
-                f"lab {state.lab!r} runs its stages from the profile {path}, which is gone",
-                hint=f"put the profile back at {path}; {works_without}") from None
-        progress.warn(f"the profile {path} of lab {state.lab} is gone; using the profile "
-                      f"{state.profile!r} found at {loaded.path}")
-    _warn_unapplied_changes(state, loaded, progress)
-    return loaded
-
-
-def _warn_unapplied_changes(state: LabState, loaded: LoadedProfile,
-                            progress: Progress) -> None:
-    """Settings fixed when the lab was made: a change in the profile does not reach it."""
-    profile = loaded.profile
-    fixed = {"hypervisor": (state.hypervisor, profile.hypervisor),
-             "ssh": (state.ssh, profile.ssh), "snapshots": (state.snapshots, profile.snapshots),
-             "platform": (state.platform, profile.platform)}
-    changed = [key for key, (recorded, now_) in fixed.items()
-               if recorded is not None and recorded != now_]
-    if changed:
-        progress.warn(f"{loaded.path}: {', '.join(changed)} changed since lab {state.lab} was "
-                      "created; the lab keeps what it was created with (recreate it to apply "
-                      "them)")
-
-
-def _reconcile_stage_list(state: LabState, names: list[str], loaded: LoadedProfile | None = None,
-                          progress: Progress = QUIET) -> None:
-    """Follow the profile's stage list: new stages become pending, removed ones go."""
-    by_name = {record.name: record for record in state.stages}
-    added = [name for name in names if name not in by_name]
-    removed = [name for name in by_name if name not in names]
-    if loaded is not None and (added or removed):
-        progress.warn(f"{loaded.path} changed the stages of lab {state.lab}: "
-                      + "; ".join(filter(None, [
-                          f"added {', '.join(added)} (pending)" if added else "",
-                          f"removed {', '.join(removed)}" if removed else ""])))
-    state.stages = [by_name.get(name) or StageRecord(name=name) for name in names]
 
 
 def _reconcile_interrupted(lab: Lab) -> None:
@@ -547,7 +491,14 @@ def destroy(lab: str | None = None, *, progress: Progress = QUIET) -> str:
     files.load()  # a lab that is not there, or whose state cannot say where its VM is
     with files.lock("destroy"):
         state = files.load()
-        with open_driver(state.hypervisor) as driver:
+        try:
+            driver = open_driver(state.hypervisor)
+        except InfrastructureError as exc:
+            exc.hint = (f"{exc.hint}\n" if exc.hint else "") + (
+                "to give the lab up without its hypervisor, drop only its files (its VM "
+                f"stays there): `vmlab destroy --forget --lab {name}`")
+            raise
+        with driver:
             ref = driver.find(state.vm_name)
             if ref is not None:
                 if ref.lab != name:

@@ -162,7 +162,9 @@ def _print_status(report: dict[str, Any]) -> None:
     click.echo(f"  vm: {report['vm']} {report['power']}, acceleration {report['acceleration']}, "
                f"{report['snapshot_mode']} snapshots")
     if report.get("busy"):
-        click.echo(f"  busy: {holder_text(report['busy'])} is working on it")
+        running = [row["name"] for row in report["stages"] if row["status"] == "running"]
+        click.echo(f"  busy: {holder_text(report['busy'])} is working on it"
+                   + (f", running stage {running[0]}" if running else ""))
     if report.get("ssh"):
         ssh = report["ssh"]
         via = f" via {ssh['via']}" if ssh["via"] else ""
