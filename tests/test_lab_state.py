@@ -204,6 +204,28 @@ def test_provision_warns_about_profile_changes_an_existing_lab_does_not_take(tmp
         "was created with (recreate it to apply them)"]
 
 
+def test_provision_follows_the_profiles_stage_list_and_says_what_changed(tmp_path):
+    from vmlab.labprofile import follow_stage_list, load_lab_profile
+    from vmlab.progress import Progress
+    from vmlab.state import LabState
+
+    class Recorded(Progress):
+        def __init__(self) -> None:
+            self.warnings: list[str] = []
+
+        def warn(self, message: str) -> None:
+            self.warnings.append(message)
+
+    profile = write_profile(tmp_path / "t1.yaml", "test:///x.xml")
+    state = LabState.model_validate(state_v2("t1", "test:///x.xml", {"a": "done", "old": "done"},
+                                             profile_path=str(profile)))
+    progress = Recorded()
+    follow_stage_list(state, ["a", "b"], load_lab_profile(state, progress), progress)
+    assert [(r.name, r.status) for r in state.stages] == [("a", "done"), ("b", "pending")]
+    assert progress.warnings == [f"{profile} changed the stages of lab t1: added b (pending); "
+                                 "removed old"]
+
+
 def test_a_version_1_lab_keeps_working_and_is_saved_as_version_2(home, vmlab_cli, tmp_path,
                                                                  monkeypatch):
     uri = node_file(tmp_path / "node.xml", vm_xml("t1", ["a", "b"], state=RUNNING))

@@ -214,9 +214,16 @@ def destroy(lab: str | None, forget: bool, yes: bool) -> None:
       vmlab destroy --lab demo --forget --yes   a lab whose state file is beyond repair
     """
     from vmlab import lab as labs
-    from vmlab.errors import UsageError
+    from vmlab.errors import NotFound, UsageError
+    from vmlab.state import LabFiles
 
     name = labs.resolve_lab_name(lab)
+    files = LabFiles(name)
+    if not forget:
+        files.load()  # before asking: a lab that is not there, or whose state is unusable
+    elif not files.root.is_dir():
+        raise NotFound(f"lab {name!r} does not exist",
+                       hint="see `vmlab status` for the labs there are")
     what = (f"forget lab {name} (drop its files; its VM, if any, stays on the hypervisor)"
             if forget else f"destroy lab {name}: its VM, snapshots, disks, networks and files")
     if not yes:
