@@ -329,6 +329,21 @@ def test_status_names_the_process_working_on_the_lab(home, vmlab_cli, tmp_path):
     assert after["next"] == "vmlab rollback b --lab t1 && vmlab resume --lab t1"
 
 
+def test_status_of_a_lab_being_created_names_the_process(home, vmlab_cli):
+    env = {"PYTHONPATH": str(REPO), "XDG_STATE_HOME": str(home.root / "state")}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.replace('"provision"', '"create"')],
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = vmlab_cli("status", "--lab", "t1")
+        assert result.code == 4, result
+        assert f"lab 't1' has no state file yet: `vmlab create` (pid {holder.pid}" in result.err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert vmlab_cli("status", "--lab", "t1").code == 2  # nobody is making it any more
+
+
 # -- rollback checks the stage first -------------------------------------------------------------
 
 def test_rollback_of_an_unknown_stage_is_refused_before_connecting(home, vmlab_cli,

@@ -137,6 +137,14 @@ def status(lab: str | None, as_json: bool) -> None:
     from vmlab.state import LabFiles
 
     if lab is not None and not LabFiles(lab).exists():
+        busy = LabFiles(lab).busy()
+        if busy is not None:  # e.g. a create that has not written the state yet
+            from vmlab.errors import LabLocked
+            from vmlab.state import holder_text
+
+            raise LabLocked(f"lab {lab!r} has no state file yet: {holder_text(busy)} is "
+                            "working on it", hint="wait for it to finish, then run "
+                                                  f"`vmlab status --lab {lab}` again")
         LabFiles(lab).load()  # NotFound (exit 2), saying how to see the labs there are
     results = [labinfo.status(name) for name in ([lab] if lab else list_labs())]
     reports = [result.report for result in results]
