@@ -37,7 +37,7 @@ vcsim: $(STAMP)/apt
 
 demo: venv
 	scripts/ensure-libvirtd
-	$(BIN)/vmlab destroy --lab demo 2>/dev/null || true
+	$(BIN)/vmlab destroy --lab demo --yes 2>/dev/null || true
 	$(BIN)/vmlab create --profile demo
 	$(BIN)/vmlab status --lab demo
 	@echo "== undo the last stage and run it again"
@@ -47,7 +47,7 @@ demo: venv
 	@echo "The demo lab is running: 'vmlab ssh --lab demo' to log in, 'make demo-clean' to remove it."
 
 demo-clean: venv
-	$(BIN)/vmlab destroy --lab demo
+	$(BIN)/vmlab destroy --lab demo --yes
 
 test: venv vcsim
 	VMLAB_TEST_CACHE=$(CACHE)/test VMLAB_VCSIM=$(CACHE)/vcsim/vcsim-vmlab \

@@ -43,7 +43,7 @@ def main() -> None:
             replay = timed(vmlab + ["rebuild", "--profile", args.profile, "--lab", lab,
                                     "--from", first], env)
         finally:
-            subprocess.run(vmlab + ["destroy", "--lab", lab], env=env, capture_output=True)
+            subprocess.run(vmlab + ["destroy", "--lab", lab, "--yes"], env=env, capture_output=True)
     body = table(["command", "wall s", "ratio"],
                  [["`vmlab rebuild --from-scratch`", f"{scratch:.1f}", f"{scratch / replay:.2f}x"],
                   [f"`vmlab rebuild --from {first}`", f"{replay:.1f}", "1.00x"]])

@@ -91,7 +91,7 @@ def main() -> None:
             for _ in range(args.runs):
                 started = time.perf_counter()
                 if exists:
-                    run(VMLAB + ["destroy", "--lab", LAB], env)
+                    run(VMLAB + ["destroy", "--lab", LAB, "--yes"], env)
                 exists = True
                 run(VMLAB + ["create", "--profile", profile, "--no-provision",
                              "--lab", LAB], env, timeout=1800)
@@ -104,7 +104,7 @@ def main() -> None:
                                                  env, timeout=1800)))
         finally:
             if exists:
-                run(VMLAB + ["destroy", "--lab", LAB], env)
+                run(VMLAB + ["destroy", "--lab", LAB, "--yes"], env)
     back = median(rollback)
     full, partial = median(rebuild), median(rebuild_no_snap)
     before = loaded.profile.stage_names[:loaded.profile.stage_names.index(stage)]

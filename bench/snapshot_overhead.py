@@ -48,10 +48,10 @@ def main() -> None:
             with open_lab(LAB, "bench snapshots") as lab:
                 ref = lab.ref()
                 driver = lab.driver
-                mode = lab.loaded.profile.snapshots.mode
+                mode = lab.state.snapshots.mode
                 live = mode == "live"
                 first = lab.state.stages[0].name
-                options = driver_options(lab.loaded.profile, None)
+                options = driver_options(lab.state.hypervisor, None)
                 uri = options.get("uri", "qemu:///system")
                 if not live:
                     lab.shutdown(ref)
@@ -85,7 +85,7 @@ def main() -> None:
                     for prefix in ("bench-vmlab", "bench-virsh", "bench-conn"):
                         driver.snapshot_delete(ref, f"{prefix}-{i}")
         finally:
-            run(VMLAB + ["destroy", "--lab", LAB], env)
+            run(VMLAB + ["destroy", "--lab", LAB, "--yes"], env)
     ms = {name: median(values) * 1000 for name, values in times.items()}
     create = ms["create vmlab"] / ms["create virsh"]
     revert = ms["revert vmlab"] / ms["revert virsh"]

@@ -1,7 +1,7 @@
 """Shared fixtures. Fixture modules are registered here as plugins."""
 import pytest
 
-pytest_plugins = ["tests.lab_harness", "tests.vsphere_fixtures"]
+pytest_plugins = ["tests.lab_harness", "tests.vsphere_fixtures", "tests.handmade_labs"]
 
 
 @pytest.fixture(autouse=True)

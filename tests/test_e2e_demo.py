@@ -96,7 +96,7 @@ def test_create_fail_rollback_resume_destroy(libvirtd, vmlab, tmp_path):
     state_file = vmlab.state_dir / "labs" / LAB / "state.json"
     state_file.write_text("{torn")
     broken = vmlab("status", "--lab", LAB, expect=1)
-    assert "unreadable" in broken.stderr and f"vmlab recover --lab {LAB}" in broken.stderr
+    assert "not valid JSON" in broken.stderr and f"vmlab recover --lab {LAB}" in broken.stderr
     vmlab("recover", "--lab", LAB, "--profile", str(profile))
     recovered = vmlab.json("status", "--lab", LAB)
     assert [row["status"] for row in recovered["stages"]] == ["done"] * 4
@@ -104,7 +104,7 @@ def test_create_fail_rollback_resume_destroy(libvirtd, vmlab, tmp_path):
     # 5. destroy leaves no domain, volume, console log or lab file.
     console_log = Path(vmlab.json("status", "--lab", LAB)["console_log"])
     assert console_log.is_file()
-    vmlab("destroy", "--lab", LAB)
+    vmlab("destroy", "--lab", LAB, "--yes")
     assert not console_log.exists()
     assert f"vmlab-{LAB}" not in virsh("list", "--all", "--name").split()
     volumes = virsh("vol-list", "vmlab")
@@ -141,7 +141,7 @@ def test_lab_on_a_remote_hypervisor_through_qemu_ssh(libvirtd, vmlab, tmp_path):
         vmlab("rollback", "hello", "--lab", "e2e-remote")
         assert vmlab("ssh", "--lab", "e2e-remote", "--", "test", "-e", "/root/hello",
                      expect=None).returncode == 1
-        vmlab("destroy", "--lab", "e2e-remote")
+        vmlab("destroy", "--lab", "e2e-remote", "--yes")
         assert "vmlab-e2e-remote" not in virsh("list", "--all", "--name").split()
         assert "vmlab-e2e-remote" not in virsh("vol-list", "vmlab")
     finally:

@@ -279,7 +279,7 @@ def lab(hypervisor, vmlab, tmp_path_factory):
     vmlab("create", "--profile", str(profile), "--lab", LAB)
     assert fault_lab.stages() == {"prepare": "done", "work": "done"}
     yield fault_lab
-    vmlab("destroy", "--lab", LAB)
+    vmlab("destroy", "--lab", LAB, "--yes")
     assert lab_leftovers(hypervisor) == []
 
 

@@ -97,5 +97,5 @@ def test_deploy_roll_back_keystone_and_resume(libvirtd, vmlab):
     assert all(r["status"] == "done" for r in status["stages"]) and status["complete"]
     print(f"total {(time.monotonic() - started) / 60:.1f} min")
 
-    vmlab("destroy", "--lab", LAB)
+    vmlab("destroy", "--lab", LAB, "--yes")
     assert f"vmlab-{LAB}" not in virsh("list", "--all", "--name").split()

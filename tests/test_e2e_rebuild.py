@@ -136,4 +136,4 @@ def test_rebuilds_retry_report_lock_and_collect(libvirtd, vmlab, tmp_path, flaky
             ref = driver.find(f"vmlab-{neighbour}")
             if ref is not None:
                 driver.destroy(ref)
-        vmlab("destroy", "--lab", LAB)
+        vmlab("destroy", "--lab", LAB, "--yes")

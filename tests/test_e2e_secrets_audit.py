@@ -129,5 +129,5 @@ def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
         assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     finally:
         if (vmlab.state_dir / "labs" / LAB / "state.json").is_file():
-            vmlab("destroy", "--lab", LAB)
+            vmlab("destroy", "--lab", LAB, "--yes")
     assert f"vmlab-{LAB}" not in virsh("list", "--all", "--name").split()

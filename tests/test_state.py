@@ -13,6 +13,7 @@ import time
 import pytest
 
 from vmlab.errors import LabLocked, NotFound, StateError
+from vmlab.profile import LibvirtHypervisor, Snapshots, Ssh
 from vmlab.sshkeys import ensure_keypair
 from vmlab.state import LabFiles, LabState, StageRecord, now, write_atomic
 
@@ -25,7 +26,9 @@ def state_home(tmp_path, monkeypatch):
 
 def make_state(lab: str = "t1") -> LabState:
     return LabState(lab=lab, profile="demo", profile_path="demo", driver="libvirt",
-                    uri="test:///x", vm_name=f"vmlab-{lab}", created=now(),
+                    uri="test:///x", hypervisor=LibvirtHypervisor(kind="libvirt", uri="test:///x"),
+                    ssh=Ssh(), snapshots=Snapshots(), platform="debian12",
+                    vm_name=f"vmlab-{lab}", created=now(),
                     stages=[StageRecord(name="a"), StageRecord(name="b")])
 
 
@@ -71,9 +74,10 @@ def test_corrupt_state_file_is_a_clear_error():
     files = LabFiles("t1")
     files.root.mkdir(parents=True)
     files.state.write_text("{not json")
-    with pytest.raises(StateError, match="unreadable") as info:
+    with pytest.raises(StateError, match="not valid JSON at line 1 column 2") as info:
         files.load()
     assert "vmlab recover --lab t1" in info.value.hint
+    assert "vmlab destroy --forget --lab t1" in info.value.hint
 
 
 def test_secrets_are_generated_once_private_and_reused():

@@ -21,8 +21,10 @@ from vmlab import drivers, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
 from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
                           RemoteCommandFailed, SnapshotExists, SnapshotFailed, StageFailed,
-                          UsageError, VmlabError)
-from vmlab.profile import LoadedProfile, load_profile
+                          StateError, UsageError, VmlabError)
+from vmlab.labprofile import follow_stage_list, load_lab_profile
+from vmlab.names import check_lab_name
+from vmlab.profile import Hypervisor, LoadedProfile, VsphereHypervisor, load_profile
 from vmlab.progress import QUIET, Progress
 from vmlab.stages import Stage, StageEnv, resolve_stages
 from vmlab.paths import list_labs
@@ -51,8 +53,8 @@ def _set_guest_clock(session: Session) -> None:
 
 def resolve_lab_name(given: str | None) -> str:
     """The lab a command acts on: the one named, or the only one there is."""
-    if given:
-        return given
+    if given is not None:
+        return check_lab_name(given)
     labs = list_labs()
     if len(labs) == 1:
         return labs[0]
@@ -64,11 +66,12 @@ def resolve_lab_name(given: str | None) -> str:
 
 @dataclass
 class Lab:
-    """An open lab: its files, state, profile, stages and driver, under its lock."""
+    """An open lab: its files, state and driver (under its lock when it may change), and
+    for the commands that run stages, its profile and stages."""
 
     files: LabFiles
     state: LabState
-    loaded: LoadedProfile
+    loaded: LoadedProfile | None
     stages: list[Stage]
     driver: Driver
     progress: Progress
@@ -97,6 +100,8 @@ class Lab:
         self.files.save(self.state)
 
     def stage_env(self, stage: Stage | None = None) -> StageEnv:
+        if self.loaded is None:
+            raise AssertionError("stages run only in a lab opened with its profile")
         host_files: dict[str, str] = {}
         if stage is not None and stage.host_files:
             from vmlab import hostfiles
@@ -112,8 +117,8 @@ class Lab:
     def target(self, ref: VMRef):
         from vmlab.remote import Target
 
-        endpoint = self.driver.ssh_endpoint(ref, self.loaded.profile.ssh.port)
-        return Target(host=endpoint.host, port=endpoint.port, user=self.loaded.profile.ssh.user,
+        endpoint = self.driver.ssh_endpoint(ref, self.state.ssh.port)
+        return Target(host=endpoint.host, port=endpoint.port, user=self.state.ssh.user,
                       key_file=self.files.ssh_key, known_hosts=self.files.known_hosts,
                       jump=endpoint.jump)
 
@@ -130,7 +135,7 @@ class Lab:
 
         session = open_session(
             self.target(ref), log_path=log_path, secrets=self.secrets.values(),
-            command_timeout=self.loaded.profile.ssh.command_timeout_minutes * 60)
+            command_timeout=self.state.ssh.command_timeout_minutes * 60)
         try:
             yield session
         finally:
@@ -165,7 +170,7 @@ class Lab:
         return {snap.name: snap for snap in self.driver.snapshot_list(ref)}
 
     def take_snapshot(self, ref: VMRef, name: str, description: str) -> None:
-        mode = self.loaded.profile.snapshots.mode
+        mode = self.state.snapshots.mode
         started = time.monotonic()
         live = mode == "live"
         if not live:
@@ -234,45 +239,42 @@ class Lab:
 
 # -- opening labs ---------------------------------------------------------------------------
 
-def open_driver(loaded: LoadedProfile) -> Driver:
-    profile = loaded.profile
+def open_driver(hypervisor: Hypervisor) -> Driver:
+    """Connect to a hypervisor section: a profile's, or the one a lab's state recorded."""
     password = None
-    if profile.hypervisor.kind == "vsphere":
-        password = os.environ.get(profile.hypervisor.password_env)
+    if isinstance(hypervisor, VsphereHypervisor):
+        password = os.environ.get(hypervisor.password_env)
         if not password:
-            raise UsageError(f"no vSphere password: ${profile.hypervisor.password_env} is not set",
-                             hint=f"export {profile.hypervisor.password_env}=... and run again")
-    return drivers.connect(profile.hypervisor.kind, **driver_options(profile, password))
+            raise UsageError(f"no vSphere password: ${hypervisor.password_env} is not set",
+                             hint=f"export {hypervisor.password_env}=... and run again")
+    return drivers.connect(hypervisor.kind, **driver_options(hypervisor, password))
 
 
 @contextlib.contextmanager
 def open_lab(lab: str | None, command: str, progress: Progress = QUIET,
-             *, lock: bool = True) -> Iterator[Lab]:
-    """Load the lab's state and profile, connect its driver and reconcile.
+             *, lock: bool = True, with_stages: bool = False) -> Iterator[Lab]:
+    """Load the lab's state, connect to the hypervisor it records, and reconcile.
 
     Commands that change the lab take its lock (``lock=True``); read-only ones (status,
-    snapshots, ssh) do not, so they work while a long provision runs.
+    snapshots, ssh) do not, so they work while a long provision runs. Only commands that
+    run stages (``with_stages``) read the lab's profile: everything else works from the
+    state, whatever became of the profile file.
     """
     files = LabFiles(resolve_lab_name(lab))
     files.load()  # NotFound before taking a lock in a directory that does not exist
     guard = files.lock(command) if lock else contextlib.nullcontext()
     with guard, (_lab_log(files) if lock else contextlib.nullcontext()):
         state = files.load()
-        loaded = load_profile(state.profile_path if Path(state.profile_path).is_file()
-                              else state.profile)
-        stages = resolve_stages(loaded)
-        _reconcile_stage_list(state, [s.name for s in stages])
-        with open_driver(loaded) as driver:
+        loaded, stages = None, []
+        if with_stages:
+            loaded = load_lab_profile(state, progress)
+            stages = resolve_stages(loaded)
+            follow_stage_list(state, [s.name for s in stages], loaded, progress)
+        with open_driver(state.hypervisor) as driver:
             lab_obj = Lab(files, state, loaded, stages, driver, progress)
             if lock:
                 _reconcile_interrupted(lab_obj)
             yield lab_obj
-
-
-def _reconcile_stage_list(state: LabState, names: list[str]) -> None:
-    """Follow the profile's stage list: new stages become pending, removed ones go."""
-    by_name = {record.name: record for record in state.stages}
-    state.stages = [by_name.get(name) or StageRecord(name=name) for name in names]
 
 
 def _reconcile_interrupted(lab: Lab) -> None:
@@ -317,34 +319,48 @@ class _RedactingFormatter(logging.Formatter):
 
 def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
            seed_passwords: str | None = None, progress: Progress = QUIET) -> str:
-    """Build the VM, bring its OS up, take the first stage's snapshot, then provision."""
+    """Build the VM, bring its OS up, take the first stage's snapshot, then provision.
+
+    Everything `vmlab plan` checks is checked first, before a file is made or a hypervisor
+    is asked anything.
+    """
+    from vmlab.plan import plan
+
     loaded = load_profile(profile_name)
-    name = lab or loaded.profile.name
-    _check_lab_name(name)
+    name = check_lab_name(lab if lab is not None else loaded.profile.name)
     stages = resolve_stages(loaded)
+    plan(name, loaded)  # e.g. a stage needing a secret the profile does not generate
     files = LabFiles(name)
-    if files.exists():
-        raise UsageError(f"lab {name!r} already exists",
-                         hint=f"use it (`vmlab status --lab {name}`), remove it "
-                              f"(`vmlab destroy --lab {name}`) or pick another --lab name")
+    _refuse_existing(files)
     files.root.mkdir(parents=True, exist_ok=True)
     with files.lock("create"), _lab_log(files):
+        _refuse_existing(files)  # made by another create while this one waited
         try:
             _create_locked(files, loaded, stages, name, seed_passwords, progress)
-        except BaseException:
-            _remove_lab_dir(files)
+        except BaseException as exc:
+            kept = _remove_lab_dir(files, exc)
+            if isinstance(exc, VmlabError):
+                exc.hint = (f"{exc.hint}\n" if exc.hint else "") + f"what create did: {kept}"
+            else:
+                progress.warn(f"what create did, and why it stopped: {kept}")
             raise
     if provision:
         run_provision(name, progress=progress)
     return name
 
 
-def _check_lab_name(name: str) -> None:
-    import re
-
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", name):
-        raise UsageError(f"invalid lab name {name!r}",
-                         hint="use lower-case letters, digits and '-', at most 40 characters")
+def _refuse_existing(files: LabFiles) -> None:
+    if not files.exists():
+        return
+    name = files.lab
+    try:
+        files.load()
+    except StateError as exc:
+        raise UsageError(f"lab {name!r} already exists, and {exc.message}",
+                         hint=files.way_out() + "\nthen create it again") from None
+    raise UsageError(f"lab {name!r} already exists",
+                     hint=f"use it (`vmlab status --lab {name}`), remove it "
+                          f"(`vmlab destroy --lab {name}`) or pick another --lab name")
 
 
 def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], name: str,
@@ -355,21 +371,25 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
     profile = loaded.profile
     public_key = ensure_keypair(files.ssh_key, comment=f"vmlab-{name}")
     secrets = files.ensure_secrets(profile.secrets, seed=seed_passwords)
-    with open_driver(loaded) as driver, \
+    with open_driver(profile.hypervisor) as driver, \
             install.prepare(name, loaded, public_key, secrets, progress) as prepared:
         spec = build_vm_spec(name, profile, disk=prepared.disk, boot=prepared.boot,
                              guest_data=prepared.guest_data, cdroms=prepared.cdroms,
                              guest_os=prepared.guest_os)
         if driver.find(spec.name) is not None:
-            raise UsageError(f"a VM named {spec.name!r} already exists on {hypervisor_uri(profile)}",
+            raise UsageError(f"a VM named {spec.name!r} already exists on "
+                             f"{hypervisor_uri(profile.hypervisor)}",
                              hint="remove it, or create the lab under another --lab name")
         with progress.waiting(f"creating VM {spec.name}") as update:
             ref = driver.create(spec, progress=update)
         try:
             state = LabState(lab=name, profile=profile.name, profile_path=str(loaded.path),
-                             driver=driver.kind, uri=hypervisor_uri(profile), vm_name=ref.name,
-                             vm_uuid=ref.uuid, acceleration=driver.acceleration(),
-                             created=now(), stages=[StageRecord(name=s.name) for s in stages])
+                             driver=driver.kind, uri=hypervisor_uri(profile.hypervisor),
+                             hypervisor=profile.hypervisor, ssh=profile.ssh,
+                             snapshots=profile.snapshots, platform=profile.platform,
+                             vm_name=ref.name, vm_uuid=ref.uuid,
+                             acceleration=driver.acceleration(), created=now(),
+                             stages=[StageRecord(name=s.name) for s in stages])
             files.known_hosts.unlink(missing_ok=True)
             lab = Lab(files, state, loaded, stages, driver, progress)
             progress.step(f"starting {ref.name} ({state.acceleration})")
@@ -390,19 +410,33 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
             raise
 
 
-def _remove_lab_dir(files: LabFiles) -> None:
-    """Keep vmlab's log of a failed create for the operator, drop everything else."""
+def _remove_lab_dir(files: LabFiles, exc: BaseException) -> Path:
+    """Drop the files of a failed create, but keep vmlab's log of it, with the reason at the
+    end, under ``<state>/failed/``; return its path (the error shows it)."""
+    import traceback
+
+    from vmlab.redaction import redact
+
     log_file = files.logs / "vmlab.log"
-    if log_file.is_file():
-        keep = paths.state_dir() / "failed" / f"{files.lab}-{now():%Y%m%dT%H%M%S}.log"
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log_file, keep)
+    text = log_file.read_text(errors="replace") if log_file.is_file() else ""
+    if isinstance(exc, VmlabError):
+        text += f"create failed: {exc.message}\n"
+        if exc.hint:
+            text += "hint: " + exc.hint.replace("\n", "\n      ") + "\n"
+    elif isinstance(exc, KeyboardInterrupt):
+        text += "create interrupted (Ctrl-C or SIGTERM)\n"
+    else:
+        text += "create failed unexpectedly:\n" + "".join(traceback.format_exception(exc))
+    kept = paths.state_dir() / "failed" / f"{files.lab}-{now():%Y%m%dT%H%M%S}.log"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(redact(text, files.load_secrets().values()))
     shutil.rmtree(files.root, ignore_errors=True)
+    return kept
 
 
 def run_provision(lab: str | None = None, *, progress: Progress = QUIET) -> None:
     """Run every stage that is not done, each after its snapshot; then snapshot `complete`."""
-    with open_lab(lab, "provision", progress) as lab_obj:
+    with open_lab(lab, "provision", progress, with_stages=True) as lab_obj:
         ref = lab_obj.ref()
         lab_obj.ensure_running(ref)
         by_name = {stage.name: stage for stage in lab_obj.stages}
@@ -417,15 +451,22 @@ def run_provision(lab: str | None = None, *, progress: Progress = QUIET) -> None
 
 
 def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) -> None:
-    """Revert to the snapshot taken just before ``stage`` and mark it and later stages pending."""
-    with open_lab(lab, f"rollback {stage}", progress) as lab_obj:
+    """Revert to the snapshot taken just before ``stage`` and mark it and later stages pending.
+
+    Works from the lab's state alone (its stage list and the hypervisor it records); the
+    stage name is checked against that list before anything is connected to.
+    """
+    name = resolve_lab_name(lab)
+    LabFiles(name).load().stage(stage)  # NotFound naming the stages there are
+    with open_lab(name, f"rollback {stage}", progress) as lab_obj:
         index = lab_obj.state.index(stage)
         ref = lab_obj.ref()
         snapshots = lab_obj.snapshots(ref)
         if stage not in snapshots:
             raise NotFound(f"lab {lab_obj.name!r} has no snapshot {stage!r}: stage {stage} "
                            "has not been reached yet",
-                           hint="see `vmlab snapshots` for the snapshots there are")
+                           hint=f"see `vmlab snapshots --lab {lab_obj.name}` for the "
+                                "snapshots there are")
         with progress.waiting(f"reverting to snapshot {stage!r}"):
             lab_obj.driver.snapshot_revert(ref, stage)
         later = [r.name for r in lab_obj.state.stages[index + 1:]] + [COMPLETE]
@@ -441,30 +482,42 @@ def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) 
 
 
 def destroy(lab: str | None = None, *, progress: Progress = QUIET) -> str:
-    """Remove the lab's VM with its snapshots, disks and networks, then its files."""
+    """Remove the lab's VM with its snapshots, disks and networks, then its files.
+
+    Works from the lab's state alone: the hypervisor and VM it records.
+    """
     name = resolve_lab_name(lab)
     files = LabFiles(name)
-    state = files.load()
+    files.load()  # a lab that is not there, or whose state cannot say where its VM is
     with files.lock("destroy"):
-        loaded = load_profile(state.profile_path if Path(state.profile_path).is_file()
-                              else state.profile)
-        with open_driver(loaded) as driver:
+        state = files.load()
+        try:
+            driver = open_driver(state.hypervisor)
+        except InfrastructureError as exc:
+            exc.hint = (f"{exc.hint}\n" if exc.hint else "") + (
+                "to give the lab up without its hypervisor, drop only its files (its VM "
+                f"stays there): `vmlab destroy --forget --lab {name}`")
+            raise
+        with driver:
             ref = driver.find(state.vm_name)
             if ref is not None:
                 if ref.lab != name:
                     raise NotOwned(f"VM {ref.name!r} is not tagged as lab {name!r}'s; "
                                    "leaving it alone",
-                                   hint="remove the lab's files only with --forget")
+                                   hint=f"remove the lab's files only: vmlab destroy --forget "
+                                        f"--lab {name}")
                 with progress.waiting(f"destroying {ref.name}"):
                     driver.destroy(ref)
-    shutil.rmtree(files.root, ignore_errors=True)
+        shutil.rmtree(files.root, ignore_errors=True)
     return name
 
 
 def forget(lab: str) -> None:
-    """Drop a lab's files without touching the hypervisor."""
-    files = LabFiles(lab)
-    files.load()
+    """Drop a lab's own directory without touching the hypervisor; whatever its state file
+    holds (garbage, an unknown schema, nothing), this is the way out."""
+    files = LabFiles(check_lab_name(lab))
+    if not files.root.is_dir():
+        raise NotFound(f"lab {lab!r} does not exist",
+                       hint="see `vmlab status` for the labs there are")
     with files.lock("destroy --forget"):
-        pass
-    shutil.rmtree(files.root, ignore_errors=True)
+        shutil.rmtree(files.root, ignore_errors=True)

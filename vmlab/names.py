@@ -67,3 +67,14 @@ def check_port_group(kind: str, value: object) -> str:
         f"{kind} {value!r} is not a safe port group name: use 1 to 80 letters, digits, '-', "
         "'_', single '.' and single spaces, starting with a letter or digit",
         hint="for example: VM Network, vmlab-management")
+
+
+def check_lab_name(value: object) -> str:
+    """``value`` if it is a valid lab name; InvalidName (exit 2) otherwise. Checked wherever
+    a lab name comes in (the command line, a path built from it): a name outside the grammar
+    could point a path outside vmlab's own directories."""
+    if is_lab_name(value):
+        return value  # type: ignore[return-value]
+    raise InvalidName(f"invalid lab name {value!r}",
+                      hint="a lab name is 1 to 40 lower-case letters, digits and '-', "
+                           "starting with a letter or digit (e.g. demo, newton-aio)")

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
+
+from vmlab.names import LAB_NAME_RE, check_lab_name
 
 APP = "vmlab"
 
@@ -27,7 +30,14 @@ def labs_dir() -> Path:
 
 
 def lab_dir(lab: str) -> Path:
-    return labs_dir() / lab
+    """A lab's own directory; a name outside the lab-name grammar is refused here too, the
+    last line of defence for every path built from a lab's name."""
+    return labs_dir() / check_lab_name(lab)
+
+
+def runs_dir(lab: str) -> Path:
+    """Where the nightly rebuilds of a lab keep their reports (beside, not inside, the lab)."""
+    return state_dir() / "runs" / check_lab_name(lab)
 
 
 def cache_dir() -> Path:
@@ -58,8 +68,11 @@ def home_id() -> str:
 
 
 def list_labs() -> list[str]:
-    """Names of the labs that have a state file (kept here: it must not import pydantic)."""
+    """Names of the labs that have a state file, readable or not (kept here: it must not
+    import pydantic). A directory whose name vmlab could not have made is not a lab."""
     root = labs_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "state.json").is_file())
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and re.fullmatch(LAB_NAME_RE, p.name)
+                  and (p / "state.json").is_file())

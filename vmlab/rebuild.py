@@ -2,7 +2,9 @@
 stages, and leave a report a CI server reads (junit.xml, run.json, the logs).
 
 Runs live beside the labs, in ``<state>/runs/<lab>/<timestamp>/``, so that destroying a lab
-for a from-scratch rebuild keeps the history of its nights.
+for a from-scratch rebuild keeps the history of its nights. A run whose report goes to a
+``--report-dir`` elsewhere still leaves its run.json there (pointing at that directory), so
+`vmlab runs` lists every run; pruning old runs never deletes outside that folder.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import filelock
 from vmlab import __version__, lab as labs, paths
 from vmlab.errors import (EXIT_FAILED, EXIT_OK, LabLocked, NotFound, RemoteCommandFailed,
                           StageFailed, UsageError, VmlabError)
+from vmlab.names import check_lab_name
 from vmlab.progress import Progress
 from vmlab.redaction import redact
 from vmlab.state import LabFiles, write_atomic
@@ -57,7 +60,7 @@ class RunReport:
 
 
 def runs_dir(lab: str) -> Path:
-    return paths.state_dir() / "runs" / lab
+    return paths.runs_dir(lab)
 
 
 def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = None,
@@ -66,7 +69,9 @@ def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = No
     from vmlab.profile import load_profile
 
     loaded = load_profile(profile)
-    name = lab or loaded.profile.name
+    name = check_lab_name(lab if lab is not None else loaded.profile.name)
+    if from_stage is not None:  # refused as usage: no run is recorded for a wrong command
+        _check_replay(name, from_stage, loaded.profile.stage_names)
     base = runs_dir(name)
     base.mkdir(parents=True, exist_ok=True)
     guard = filelock.FileLock(str(base / "rebuild.lock"), timeout=0)
@@ -83,11 +88,15 @@ def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = No
             f"`vmlab rebuild` (pid {os.getpid()} on {socket.gethostname()}) since "
             f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}\n")
         started = datetime.now(timezone.utc)
-        run_dir = report_dir or base / started.strftime("%Y%m%dT%H%M%SZ")
+        record_dir = base / started.strftime("%Y%m%dT%H%M%SZ")
+        run_dir = report_dir or record_dir
         run_dir.mkdir(parents=True, exist_ok=True)
+        record_dir.mkdir(parents=True, exist_ok=True)
         report = RunReport(lab=name, profile=loaded.profile.name,
                            mode=f"from {from_stage}" if from_stage else "from scratch",
-                           started=started.isoformat(timespec="seconds"), run_dir=str(run_dir))
+                           started=started.isoformat(timespec="seconds"),
+                           driver=loaded.profile.hypervisor.kind,
+                           run_dir=str(run_dir.resolve()))
         clock = time.monotonic()
         try:
             attempts_before = _run(name, profile, loaded.profile.stage_names, from_stage,
@@ -102,7 +111,9 @@ def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = No
         report.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _collect(report, name, loaded.profile.stage_names, attempts_before, from_stage, run_dir,
                  total=time.monotonic() - clock)
-        if keep_runs is not None and report_dir is None:
+        if record_dir != run_dir:  # so that `vmlab runs` lists it too
+            write_atomic(record_dir / "run.json", (run_dir / "run.json").read_bytes(), 0o644)
+        if keep_runs is not None:
             prune(name, keep_runs)
         return report
     finally:
@@ -110,17 +121,21 @@ def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = No
         guard.release()
 
 
+def _check_replay(name: str, from_stage: str, stages: list[str]) -> None:
+    if from_stage not in stages:
+        raise UsageError(f"the profile has no stage {from_stage!r}",
+                         hint="stages: " + ", ".join(stages))
+    if not LabFiles(name).exists():
+        raise UsageError(f"lab {name!r} does not exist, so it cannot be replayed from "
+                         f"{from_stage}", hint="run a rebuild from scratch first (without "
+                                               "--from)")
+
+
 def _run(name: str, profile: str, stages: list[str], from_stage: str | None, retries: int,
          progress: Progress) -> dict[str, int]:
     """Build or replay the lab; retry a failed stage after rolling it back."""
     files = LabFiles(name)
     if from_stage is not None:
-        if from_stage not in stages:
-            raise UsageError(f"profile has no stage {from_stage!r}",
-                             hint="stages: " + ", ".join(stages))
-        if not files.exists():
-            raise NotFound(f"lab {name!r} does not exist, so it cannot be replayed from "
-                           f"{from_stage}", hint="run a rebuild from scratch first")
         attempts_before = {r.name: r.attempts for r in files.load().stages}
         labs.rollback(from_stage, name, progress=progress)
     else:
@@ -173,8 +188,11 @@ def _collect(report: RunReport, name: str, stages: list[str], attempts_before: d
     failures_path = _failures_file(name)
     failures = json.loads(failures_path.read_text()) if failures_path.is_file() else {}
     failures_path.unlink(missing_ok=True)
-    secrets = files.load_secrets().values() if files.exists() else []
-    state = files.load() if files.exists() else None
+    secrets = files.load_secrets().values() if files.root.is_dir() else []
+    try:
+        state = files.load() if files.exists() else None
+    except VmlabError:  # a state file that cannot be used: report what the run knows
+        state = None
     if state is not None:
         report.driver, report.acceleration = state.driver, state.acceleration
     logs_dir = run_dir / "logs"
@@ -226,23 +244,22 @@ def _copy_console_log(name: str, logs_dir: Path, secrets) -> None:
 
 
 def junit_xml(report: RunReport, total: float) -> bytes:
-    """One testsuite per lab run, one testcase per stage; flaky retries visible."""
-    counted = [s for s in report.stages if s.status != "skipped"]
+    """One testsuite per lab run, one testcase per stage; flaky retries visible. The
+    suite's counts are those of its testcases (an infrastructure error is one more)."""
     suite = ET.Element("testsuite", {
-        "name": f"vmlab.{report.lab}", "tests": str(len(report.stages)),
-        "failures": str(sum(s.status == "failed" for s in counted)),
-        "errors": "1" if report.status == "error" else "0",
-        "skipped": str(sum(s.status in ("skipped", "not-run") for s in report.stages)),
-        "time": f"{total:.1f}", "timestamp": report.started})
+        "name": f"vmlab.{report.lab}", "tests": "", "failures": "", "errors": "",
+        "skipped": "", "time": f"{total:.1f}", "timestamp": report.started})
     properties = ET.SubElement(suite, "properties")
     for key in ("profile", "mode", "driver", "acceleration", "vmlab_version"):
-        ET.SubElement(properties, "property", {"name": key, "value": str(getattr(report, key))})
+        value = getattr(report, key)
+        if value is not None:  # unknown (e.g. no VM was made): left out, not "None"
+            ET.SubElement(properties, "property", {"name": key, "value": str(value)})
     for stage in report.stages:
         case = ET.SubElement(suite, "testcase", {"classname": f"vmlab.{report.lab}",
                                                  "name": stage.name,
                                                  "time": f"{stage.duration:.1f}"})
-        if stage.status == "failed" and stage.failure:
-            failure = stage.failure
+        if stage.status == "failed":
+            failure = stage.failure or {"message": "the stage failed; see its log"}
             element = ET.SubElement(case, "failure", {
                 "message": failure["message"].splitlines()[0][:500],
                 "type": "StageFailed"})
@@ -265,13 +282,19 @@ def junit_xml(report: RunReport, total: float) -> bytes:
         case = ET.SubElement(suite, "testcase", {"classname": f"vmlab.{report.lab}",
                                                  "name": "infrastructure"})
         ET.SubElement(case, "error", {"message": (report.error or "")[:500]})
+    cases = suite.findall("testcase")
+    for attribute, child in (("failures", "failure"), ("errors", "error"),
+                             ("skipped", "skipped")):
+        suite.set(attribute, str(sum(case.find(child) is not None for case in cases)))
+    suite.set("tests", str(len(cases)))
     ET.indent(suite)
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
 def list_runs(lab: str | None = None) -> list[dict]:
     root = paths.state_dir() / "runs"
-    labs_with_runs = [lab] if lab else sorted(p.name for p in root.glob("*") if p.is_dir())
+    labs_with_runs = [check_lab_name(lab)] if lab else sorted(
+        p.name for p in root.glob("*") if p.is_dir())
     rows = []
     for name in labs_with_runs:
         for run_json in sorted((root / name).glob("*/run.json")):
@@ -283,7 +306,7 @@ def list_runs(lab: str | None = None) -> list[dict]:
                          "duration": (finished - started).total_seconds(),
                          "flaky": [s["name"] for s in data["stages"] if s["status"] == "flaky"],
                          "failed": [s["name"] for s in data["stages"] if s["status"] == "failed"],
-                         "path": str(run_json.parent)})
+                         "path": data.get("run_dir") or str(run_json.parent)})
     return rows
 
 

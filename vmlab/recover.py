@@ -6,6 +6,7 @@ import shutil
 
 from vmlab.errors import NotFound, NotOwned, UsageError
 from vmlab.lab import COMPLETE, open_driver
+from vmlab.names import check_lab_name
 from vmlab.profile import load_profile
 from vmlab.state import LabFiles, LabState, StageRecord, now
 from vmlab.vmspec import hypervisor_uri, vm_name
@@ -17,16 +18,29 @@ def recover(lab: str, profile: str) -> LabState:
     A stage counts as done when the snapshot of the stage after it (or `complete`) exists:
     that snapshot was taken after it ran. Everything else is pending.
     """
+    files = LabFiles(check_lab_name(lab))
     loaded = load_profile(profile)
-    files = LabFiles(lab)
+    forget = f"`vmlab destroy --forget --lab {lab}`"
+    if not files.root.is_dir():
+        raise NotFound(f"lab {lab!r} has no files here, so there is nothing to recover",
+                       hint=f"create it: `vmlab create --profile {profile} --lab {lab}`")
+    if not files.ssh_key.is_file():
+        raise UsageError(f"lab {lab!r} lost its SSH key; its VM cannot be reached",
+                         hint=f"drop the lab's files ({forget}), then remove its VM "
+                              f"(`vmlab gc --profile {profile} --yes` finds it) and create "
+                              "the lab again")
+    where = hypervisor_uri(loaded.profile.hypervisor)
     with files.lock("recover"):
-        with open_driver(loaded) as driver:
+        with open_driver(loaded.profile.hypervisor) as driver:
             ref = driver.find(vm_name(lab))
             if ref is None:
-                raise NotFound(f"no VM {vm_name(lab)!r} on {hypervisor_uri(loaded.profile)}",
-                               hint="nothing to recover; create the lab again")
+                raise NotFound(f"no VM {vm_name(lab)!r} on {where}, so there is nothing to "
+                               "recover", hint=f"drop the lab's files ({forget}), then create "
+                                               f"it again: `vmlab create --profile {profile} "
+                                               f"--lab {lab}`")
             if ref.lab != lab:
-                raise NotOwned(f"VM {ref.name!r} is not tagged as lab {lab!r}'s")
+                raise NotOwned(f"VM {ref.name!r} on {where} is not tagged as lab {lab!r}'s",
+                               hint="vmlab only adopts VMs it created for that lab")
             snapshots = {s.name for s in driver.snapshot_list(ref)}
             accel = driver.acceleration()
         names = loaded.profile.stage_names
@@ -38,12 +52,10 @@ def recover(lab: str, profile: str) -> LabState:
         if files.state.is_file():
             broken = files.state.with_name("state.json.broken")
             shutil.copyfile(files.state, broken)
-        if not files.ssh_key.is_file():
-            raise UsageError(f"lab {lab!r} lost its SSH key; the VM cannot be reached",
-                             hint="destroy it (`vmlab gc --yes` finds it) and create it again")
         state = LabState(lab=lab, profile=loaded.profile.name, profile_path=str(loaded.path),
-                         driver=driver.kind, uri=hypervisor_uri(loaded.profile),
-                         vm_name=ref.name, vm_uuid=ref.uuid, acceleration=accel,
-                         created=now(), stages=records)
+                         driver=driver.kind, uri=where, hypervisor=loaded.profile.hypervisor,
+                         ssh=loaded.profile.ssh, snapshots=loaded.profile.snapshots,
+                         platform=loaded.profile.platform, vm_name=ref.name, vm_uuid=ref.uuid,
+                         acceleration=accel, created=now(), stages=records)
         files.save(state)
     return state

@@ -5,7 +5,7 @@ from typing import Any
 
 from vmlab.paths import home_id
 from vmlab.drivers.base import DiskSpec, KernelBoot, NetworkSpec, NicSpec, VMSpec
-from vmlab.profile import LibvirtHypervisor, Nic, Profile, VsphereHypervisor
+from vmlab.profile import Hypervisor, LibvirtHypervisor, Nic, Profile, VsphereHypervisor
 
 
 def vm_name(lab: str) -> str:
@@ -63,9 +63,9 @@ def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
     )
 
 
-def driver_options(profile: Profile, password: str | None = None) -> dict[str, Any]:
-    """Connection options for vmlab.drivers.connect() from the profile's hypervisor section."""
-    hv = profile.hypervisor
+def driver_options(hv: Hypervisor, password: str | None = None) -> dict[str, Any]:
+    """Connection options for vmlab.drivers.connect() from a hypervisor section (a profile's,
+    or the one a lab's state recorded)."""
     if isinstance(hv, LibvirtHypervisor):
         return {"uri": hv.uri, "pool": hv.pool}
     if isinstance(hv, VsphereHypervisor):
@@ -75,8 +75,7 @@ def driver_options(profile: Profile, password: str | None = None) -> dict[str, A
     raise AssertionError(f"unhandled hypervisor {hv!r}")
 
 
-def hypervisor_uri(profile: Profile) -> str:
-    hv = profile.hypervisor
+def hypervisor_uri(hv: Hypervisor) -> str:
     if isinstance(hv, LibvirtHypervisor):
         return hv.uri
     return f"vsphere://{hv.user}@{hv.host}:{hv.port}"

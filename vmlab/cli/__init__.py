@@ -23,9 +23,20 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def hoist_debug(args: list[str]) -> list[str]:
+    """`--debug` anywhere before a `--` (where words belong to a guest command) moves in front
+    of the subcommand, where the group reads it: `vmlab status --debug` works, so the crash
+    hint's "run again with --debug" is true wherever the operator puts it."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug"] + [a for a in args[:end] if a != "--debug"] + args[end:]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning vmlab errors into a message, a hint and an exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    argv = hoist_debug(list(argv if argv is not None else sys.argv[1:]))
+    debug = bool(argv) and argv[0] == "--debug"
     # SIGTERM (a scheduler stopping a job) unwinds like Ctrl-C: a create in progress removes
     # what it made, the state file is left whole and the lab's lock is released.
     signal.signal(signal.SIGTERM, _terminate)

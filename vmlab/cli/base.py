@@ -11,8 +11,23 @@ import click
 from vmlab import __version__
 from vmlab.progress import Progress
 
-LAB_OPTION = click.option("--lab", "lab", metavar="NAME",
-                          help="The lab to act on (default: the only lab there is).")
+def _lab_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a lab name outside the grammar as the command line is read, before any file or
+    hypervisor is touched (vmlab.paths checks again, for every path built from a name)."""
+    from vmlab.names import check_lab_name
+
+    return None if value is None else check_lab_name(value)
+
+
+def lab_option(help: str, *, required: bool = False) -> Callable[[Any], Any]:
+    return click.option("--lab", "lab", metavar="NAME", required=required, help=help,
+                        callback=_lab_name)
+
+
+#: --lab of the commands on an existing lab.
+LAB_OPTION = lab_option("The lab to act on (default: the only lab there is).")
+#: --lab of the commands that make (or plan) a lab from a profile.
+NEW_LAB_OPTION = lab_option("The lab's name (default: the profile's name).")
 
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -89,6 +104,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     Exit codes: 0 ok, 1 an operation or stage failed, 2 usage or profile error,
     3 hypervisor/SSH/image unavailable, 4 the lab is locked by another vmlab.
+    --debug may be given anywhere before a `--`.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

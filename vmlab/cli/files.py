@@ -5,14 +5,14 @@ from typing import Any
 
 import click
 
-from vmlab.cli.base import JSON_OPTION, LAB_OPTION, _print_json, cli
+from vmlab.cli.base import JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, _print_json, cli
 from vmlab.errors import ProfileError, UsageError
 
 
 @cli.command()
 @click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
               help="The profile to plan.")
-@LAB_OPTION
+@NEW_LAB_OPTION
 @JSON_OPTION
 def plan(profile: str, lab: str | None, as_json: bool) -> None:
     """Print every command each stage will run and every file it will write (secrets
@@ -26,7 +26,7 @@ def plan(profile: str, lab: str | None, as_json: bool) -> None:
     from vmlab.profile import load_profile
 
     loaded = load_profile(profile)
-    name = lab or loaded.profile.name
+    name = lab if lab is not None else loaded.profile.name
     stages = make_plan(name, loaded)
     if as_json:
         _print_json(stages)
@@ -40,8 +40,9 @@ def render() -> None:
 
 
 @render.command("kickstart")
-@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH")
-@LAB_OPTION
+@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
+              help="The profile whose kickstart to render (it installs by kickstart).")
+@NEW_LAB_OPTION
 @click.option("--show-secrets", is_flag=True,
               help="Print the root password hash instead of masking it.")
 def render_kickstart_command(profile: str, lab: str | None, show_secrets: bool) -> None:
@@ -63,7 +64,7 @@ def render_kickstart_command(profile: str, lab: str | None, show_secrets: bool) 
     if not isinstance(install, KickstartInstall):
         raise UsageError(f"profile {loaded.profile.name} installs by {install.method!r}, "
                          "not by kickstart", hint="try --profile newton-aio")
-    name = lab or loaded.profile.name
+    name = lab if lab is not None else loaded.profile.name
     files = LabFiles(name)
     if files.exists():
         secrets = files.load_secrets()
@@ -89,19 +90,10 @@ def openrc(user: str, lab: str | None) -> None:
       eval "$(vmlab openrc admin)" && openstack token issue
     """
     from vmlab.lab import resolve_lab_name
-    from vmlab.profile import load_profile
-    from vmlab.stages.base import StageEnv
-    from vmlab.stages.keystone import keystone_urls
+    from vmlab.openrc import openrc as build_openrc
     from vmlab.state import LabFiles
 
-    files = LabFiles(resolve_lab_name(lab))
-    state = files.load()
-    loaded = load_profile(state.profile_path)
-    env = StageEnv(lab=files.lab, profile=loaded.profile, secrets=files.load_secrets())
-    urls = keystone_urls(env)
-    click.echo(env.render("openstack/openrc.j2", user=user, project=user,
-                          password=env.secret(user),
-                          auth_url=urls["admin" if user == "admin" else "public"]), nl=False)
+    click.echo(build_openrc(LabFiles(resolve_lab_name(lab)), user), nl=False)
 
 
 @cli.command()

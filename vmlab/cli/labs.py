@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
 
-from vmlab.cli.base import JSON_OPTION, LAB_OPTION, CliProgress, _print_json, cli
+from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, CliProgress, _print_json,
+                            cli, lab_option)
 
 
 @cli.command()
 @click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
               help="A profile name (see `vmlab profiles`) or a path to a .yaml file.")
-@LAB_OPTION
+@NEW_LAB_OPTION
 @click.option("--no-provision", is_flag=True, help="Stop once the OS is up.")
 @click.option("--seed-passwords", metavar="VALUE", default=None,
               help="Use VALUE for every generated secret (reproduces a manual's fixed "
@@ -110,41 +112,67 @@ def snapshots(lab: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@LAB_OPTION
+@lab_option("The lab to show (default: every lab).")
 @JSON_OPTION
 def status(lab: str | None, as_json: bool) -> None:
     """Show the lab: VM power state, acceleration, SSH, stages and snapshots.
 
-    Without --lab, shows every lab (--json: a list).
+    Without --lab, shows every lab (--json: a list), each with its own problem if it has
+    one: a lab whose state file cannot be used shows the error and the way out; a lab whose
+    hypervisor cannot be reached still shows what its state file knows. A lab another vmlab
+    is working on shows that command, its pid and since when (--json: `busy`).
+
+    \b
+    Exit codes: 0 every lab was shown in full; otherwise the highest of its labs' problems:
+    1 a state file cannot be used, 2 no such lab or a setting is unusable (e.g. no vSphere
+    password), 3 a hypervisor cannot be reached.
 
     \b
     Examples:
       vmlab status
       vmlab status --lab demo --json
     """
+    from vmlab import labinfo
     from vmlab.paths import list_labs
+    from vmlab.state import LabFiles
 
-    names = [lab] if lab else list_labs()
-    reports = []
-    for name in names:
-        from vmlab import labinfo
-        from vmlab.lab import open_lab
+    if lab is not None and not LabFiles(lab).exists():
+        busy = LabFiles(lab).busy()
+        if busy is not None:  # e.g. a create that has not written the state yet
+            from vmlab.errors import LabLocked
+            from vmlab.state import holder_text
 
-        with open_lab(name, "status", lock=False) as lab_obj:
-            reports.append(labinfo.status(lab_obj))
+            raise LabLocked(f"lab {lab!r} has no state file yet: {holder_text(busy)} is "
+                            "working on it", hint="wait for it to finish, then run "
+                                                  f"`vmlab status --lab {lab}` again")
+        LabFiles(lab).load()  # NotFound (exit 2), saying how to see the labs there are
+    results = [labinfo.status(name) for name in ([lab] if lab else list_labs())]
+    reports = [result.report for result in results]
     if as_json:
         _print_json(reports[0] if lab else reports)
-        return
-    if not reports:
+    elif not reports:
         click.echo("no labs; create one with `vmlab create --profile demo`")
-    for report in reports:
+    for report in [] if as_json else reports:
         _print_status(report)
+    code = max((result.exit_code for result in results), default=0)
+    if code:
+        sys.exit(code)
 
 
 def _print_status(report: dict[str, Any]) -> None:
+    from vmlab.state import holder_text
+
+    if "uri" not in report:  # the state file could not be used: nothing else is known
+        click.echo(f"lab {report['lab']}")
+        _print_error(report)
+        return
     click.echo(f"lab {report['lab']} (profile {report['profile']}) on {report['uri']}")
     click.echo(f"  vm: {report['vm']} {report['power']}, acceleration {report['acceleration']}, "
                f"{report['snapshot_mode']} snapshots")
+    if report.get("busy"):
+        running = [row["name"] for row in report["stages"] if row["status"] == "running"]
+        click.echo(f"  busy: {holder_text(report['busy'])} is working on it"
+                   + (f", running stage {running[0]}" if running else ""))
     if report.get("ssh"):
         ssh = report["ssh"]
         via = f" via {ssh['via']}" if ssh["via"] else ""
@@ -153,6 +181,7 @@ def _print_status(report: dict[str, Any]) -> None:
         click.echo(f"  console log: {report['console_log']}")
     if report.get("problem"):
         click.echo(f"  problem: {report['problem']}")
+    _print_error(report)
     for row in report["stages"]:
         took = f" {row['duration']:.0f}s" if row.get("duration") is not None else ""
         snap = " [snapshot]" if row.get("snapshot") else ""
@@ -164,36 +193,72 @@ def _print_status(report: dict[str, Any]) -> None:
         click.echo(f"  next: {report['next']}")
 
 
+def _print_error(report: dict[str, Any]) -> None:
+    """A lab's problem, on standard error, inside that lab's block."""
+    if report.get("error"):
+        click.echo(f"  error: {report['error']}", err=True)
+        if report.get("hint"):
+            click.echo("  hint: " + report["hint"].replace("\n", "\n        "), err=True)
+
+
 @cli.command()
 @LAB_OPTION
 @click.option("--forget", is_flag=True,
-              help="Only drop vmlab's files of the lab; touch nothing on the hypervisor.")
-def destroy(lab: str | None, forget: bool) -> None:
+              help="Only drop vmlab's files of the lab, whatever its state file holds; touch "
+                   "nothing on the hypervisor (`vmlab gc` finds what is left there).")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask for confirmation (for scripts; without a terminal to ask on, "
+                   "destroy refuses unless given --yes).")
+def destroy(lab: str | None, forget: bool, yes: bool) -> None:
     """Remove the lab's VM, snapshots, disks and the networks it created, then its files.
 
+    Asks first on a terminal; --yes skips the question, and without a terminal (a script,
+    a cron job) --yes is required, as with `vagrant destroy --force` and `kcli delete -y`.
+
     \b
-    Example:
+    Examples:
       vmlab destroy --lab demo
+      vmlab destroy --lab demo --yes            in a script
+      vmlab destroy --lab demo --forget --yes   a lab whose state file is beyond repair
     """
     from vmlab import lab as labs
+    from vmlab.errors import NotFound, UsageError
+    from vmlab.state import LabFiles
 
+    name = labs.resolve_lab_name(lab)
+    files = LabFiles(name)
+    if not forget:
+        files.load()  # before asking: a lab that is not there, or whose state is unusable
+    elif not files.root.is_dir():
+        raise NotFound(f"lab {name!r} does not exist",
+                       hint="see `vmlab status` for the labs there are")
+    what = (f"forget lab {name} (drop its files; its VM, if any, stays on the hypervisor)"
+            if forget else f"destroy lab {name}: its VM, snapshots, disks, networks and files")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"not asking whether to {what}: there is no terminal to ask on",
+                             hint=f"add --yes to confirm: vmlab destroy --lab {name}"
+                                  f"{' --forget' if forget else ''} --yes")
+        if not click.confirm(what[0].upper() + what[1:] + "?", default=False, err=True):
+            click.echo(f"lab {name} kept")
+            return
     if forget:
-        name = labs.resolve_lab_name(lab)
         labs.forget(name)
+        click.echo(f"lab {name} forgotten")
     else:
-        name = labs.destroy(lab, progress=CliProgress())
-    click.echo(f"lab {name} destroyed")
+        labs.destroy(name, progress=CliProgress())
+        click.echo(f"lab {name} destroyed")
 
 
 @cli.command()
-@click.option("--lab", "lab", required=True, metavar="NAME")
+@lab_option("The lab whose state file to rebuild.", required=True)
 @click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
               help="The profile the lab was created from.")
 def recover(lab: str, profile: str) -> None:
     """Rebuild a lab's lost or corrupt state file from the hypervisor.
 
     The VM is found by its ownership tag; stages count as done when the snapshot taken
-    after them exists.
+    after them exists. The old file, if any, is kept as state.json.broken.
 
     \b
     Example:

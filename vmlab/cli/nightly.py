@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from vmlab.cli.base import JSON_OPTION, LAB_OPTION, CliProgress, _print_json, cli
+from vmlab.cli.base import JSON_OPTION, NEW_LAB_OPTION, CliProgress, _print_json, cli, lab_option
 from vmlab.errors import EXIT_FAILED, UsageError
 
 
 @cli.command()
-@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH")
-@LAB_OPTION
+@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
+              help="The profile to build the lab from (a name or a path to a .yaml file).")
+@NEW_LAB_OPTION
 @click.option("--from", "from_stage", metavar="STAGE",
               help="Revert to STAGE's snapshot and replay from there (the lab must exist).")
 @click.option("--from-scratch", is_flag=True, help="Destroy and recreate the lab (default).")
@@ -56,7 +57,7 @@ def rebuild(profile: str, lab: str | None, from_stage: str | None, from_scratch:
 
 
 @cli.command()
-@LAB_OPTION
+@lab_option("Only this lab's runs (default: every lab's).")
 @JSON_OPTION
 def runs(lab: str | None, as_json: bool) -> None:
     """List past rebuilds with their status and duration.
@@ -116,7 +117,7 @@ def gc(uri: str, profile: str | None, older_than: str | None, images: bool,
         from vmlab.lab import open_driver
         from vmlab.profile import load_profile
 
-        driver = open_driver(load_profile(profile))
+        driver = open_driver(load_profile(profile).profile.hypervisor)
     else:
         driver = drivers.connect("libvirt", uri=uri)
     with driver:

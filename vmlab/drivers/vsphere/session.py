@@ -65,8 +65,9 @@ def connect(host: str, port: int, user: str, password: str | None,
                           hint="check the user's permissions and the vSphere version") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise InfrastructureError(f"cannot reach vSphere at {where}: {exc}",
-                                  hint="check the host name, the port (443 for vCenter and "
-                                       "ESXi) and the network between here and there") from exc
+                                  hint=f"check the address (the profile's hypervisor host "
+                                       f"{host!r} and port {port}: 443 for vCenter and ESXi) "
+                                       "and the network between here and there") from exc
 
 
 def translated(what: str) -> Callable[[F], F]:
