@@ -10,7 +10,6 @@ import pytest
 from tests.sshd import FakeGuest, Sshd, free_port
 from vmlab import remote
 from vmlab.errors import InfrastructureError, RemoteCommandFailed, WaitTimeout
-from vmlab.progress import CommandEvent
 from vmlab.remote import Target, open_session, redact, request_reboot, wait_for_ssh
 
 SECRET = "s3cret-Value-42"

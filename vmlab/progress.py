@@ -36,7 +36,7 @@ def _ignore(_: object) -> None:
 
 
 class Waiting:
-    """What ``Progress.waiting`` yields: call it with a detail ("attempt 3, 40s"); pass
+    """What ``Progress.waiting`` yields: call it with a detail ("attempt 3: no answer"); pass
     ``command`` to an SSH session to show the guest command it runs now."""
 
     def __init__(self, message: str, on_detail: Callable[[str], None] = _ignore,

@@ -401,7 +401,6 @@ def wait_for_ssh(target: Target, *, timeout: float,
     until it answers from a new one.
     """
     deadline = time.monotonic() + timeout
-    started = time.monotonic()
     last_error = "nothing answered"
     attempt = 0
     check = _readiness_check(after_boot)
@@ -415,15 +414,15 @@ def wait_for_ssh(target: Target, *, timeout: float,
                         then(session)
                     return
             last_error = ("SSH still answers from the boot before the reboot"
-                          if code == SAME_BOOT
-                          else "SSH answers; the guest's services are still starting")
+                          if code == SAME_BOOT else
+                          "SSH answers; the guest's services are still starting or stopping")
         except InfrastructureError as exc:
             if "host key" in exc.message and "changed" in exc.message:
                 raise
             last_error = str(exc.__cause__ or exc)
         except (socket.timeout, paramiko.SSHException, OSError, EOFError) as exc:
             last_error = str(exc)
-        progress(f"attempt {attempt}, {time.monotonic() - started:.0f}s: {last_error}")
+        progress(f"attempt {attempt}: {last_error}")
         time.sleep(min(RETRY_EVERY, max(0.0, deadline - time.monotonic())))
     if last_error.startswith("SSH still answers"):
         raise WaitTimeout(f"the guest at {target.describe()} did not reboot within "
