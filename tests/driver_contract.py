@@ -1,8 +1,11 @@
 """The driver contract, one suite for every driver.
 
 A subclass provides the fixtures ``driver`` (an open Driver) and ``make_spec`` (a callable
-returning a small VMSpec with a unique name), and the hook ``make_untagged_vm(driver, name)``
-that creates a VM directly through the hypervisor's API, without vmlab's ownership tag.
+returning a small VMSpec with a unique name), and two hooks that go straight to the
+hypervisor's API: ``make_untagged_vm(driver, name)`` creates a VM without vmlab's ownership
+tag, ``objects_made_for(driver, spec)`` names what is there for a VM, tagged or not. A
+driver's suite that leaves one out fails (not abc.abstractmethod: pytest silently does not
+collect an abstract test class, so a forgotten hook would run no test at all).
 """
 from __future__ import annotations
 
@@ -16,13 +19,24 @@ from vmlab.errors import NotOwned, SnapshotExists, VmlabError
 
 
 class DriverContract:
-    def make_untagged_vm(self, driver, name: str) -> None:  # pragma: no cover - per driver
-        raise NotImplementedError
+    def make_untagged_vm(self, driver, name: str) -> None:
+        """Create a VM named ``name`` through the hypervisor's API, without vmlab's tag."""
+        pytest.fail(f"{type(self).__name__} does not define make_untagged_vm")
+
+    def objects_made_for(self, driver, spec) -> set[str]:
+        """The names of what the hypervisor holds for ``spec``'s VM, read from its own API
+        (not from list_owned, so that an object left without its tag shows too): the VM,
+        its disks and media, the networks or port groups made for its lab."""
+        pytest.fail(f"{type(self).__name__} does not define objects_made_for")
 
     def test_lifecycle_create_start_stop_destroy(self, driver, make_spec):
         spec = make_spec()
         ref = driver.create(spec)
         assert driver.find(spec.name) == ref
+        made = self.objects_made_for(driver, spec)
+        # the hook sees the VM and everything the driver reports as the lab's
+        assert spec.name in made
+        assert {o.name for o in driver.list_owned() if o.lab == spec.lab} <= made
         assert ref.lab == spec.lab
         assert driver.state(ref) == PowerState.SHUTOFF
         driver.start(ref)
@@ -33,6 +47,7 @@ class DriverContract:
         driver.destroy(ref)
         assert driver.find(spec.name) is None
         assert not [o for o in driver.list_owned() if o.lab == spec.lab]
+        assert self.objects_made_for(driver, spec) == set()
 
     def test_snapshot_tree_revert_nested_and_delete_with_children(self, driver, make_spec):
         spec = make_spec()
@@ -84,7 +99,4 @@ class DriverContract:
             driver.create(broken)
         assert driver.find(spec.name) is None
         assert {(o.kind, o.name) for o in driver.list_owned()} == before
-        self.assert_no_leftovers(driver, spec)
-
-    def assert_no_leftovers(self, driver, spec) -> None:
-        """Driver-specific: nothing named after the VM remains on the hypervisor."""
+        assert self.objects_made_for(driver, spec) == set()

@@ -85,3 +85,53 @@ class Sshd:
                                   text=True).stdout.split()
         for pid in children:
             os.kill(int(pid), signal.SIGKILL)
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# stands in for systemd: is-system-running answers what the test wrote to ./state (and logs
+# the answer to ./answers); reboot runs ./on-reboot in the background, if there is one
+here="$(dirname "$0")"
+case "$1" in
+  is-system-running) tee -a "$here/answers" < "$here/state" ;;
+  reboot) echo reboot >> "$here/calls"
+          [ -f "$here/on-reboot" ] && (cd "$here" && sh ./on-reboot) >/dev/null 2>&1 & ;;
+esac
+"""
+
+
+class FakeGuest(Sshd):
+    """An sshd whose sessions find a fake ``systemctl`` first on PATH, and a boot id file
+    (point vmlab.remote.BOOT_ID_FILE at ``boot_id``): a guest that boots, settles and
+    reboots as the test writes it, without a VM."""
+
+    def __init__(self, workdir: Path, state: str = "running", boot_id: str = "boot-1") -> None:
+        self.bin = workdir / "bin"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        (self.bin / "systemctl").write_text(FAKE_SYSTEMCTL)
+        (self.bin / "systemctl").chmod(0o755)
+        self.set_state(state)
+        self.boot_id.write_text(f"{boot_id}\n")
+        super().__init__(workdir, extra_config=(
+            f"SetEnv PATH={self.bin}:/usr/sbin:/usr/bin:/sbin:/bin",))
+
+    @property
+    def boot_id(self) -> Path:
+        return self.bin / "boot_id"
+
+    def set_state(self, state: str) -> None:
+        """What ``systemctl is-system-running`` answers from now on."""
+        (self.bin / "state").write_text(f"{state}\n")
+
+    def answers(self) -> list[str]:
+        """What ``systemctl is-system-running`` has answered, in order."""
+        path = self.bin / "answers"
+        return path.read_text().split() if path.exists() else []
+
+    def reboot_calls(self) -> int:
+        path = self.bin / "calls"
+        return path.read_text().split().count("reboot") if path.exists() else 0
+
+    def on_reboot(self, script: str) -> None:
+        """Shell run (in the bin directory) when ``systemctl reboot`` is called: write
+        ``state`` and ``boot_id`` there as a real reboot would change them."""
+        (self.bin / "on-reboot").write_text(script)

@@ -32,8 +32,12 @@ class TestContractOnVcsim(DriverContract):
     def make_untagged_vm(self, driver, name):
         make_untagged(driver, name)
 
-    def assert_no_leftovers(self, driver, spec):
-        assert not [n for n in port_groups(driver) if n.startswith(spec.name)]
+    def objects_made_for(self, driver, spec):
+        """The VM, and the host-only port groups made for its lab with their vSwitches."""
+        made = {nic.network.name for nic in spec.nics if nic.network.kind == "isolated"}
+        groups = {name for name in port_groups(driver) if name in made}
+        switches = {networks.switch_name(name) for name in made} & set(vswitches(driver))
+        return groups | switches | ({spec.name} if driver.find(spec.name) else set())
 
 
 # -- create -----------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from tests.sshd import Sshd, free_port
+from tests.sshd import FakeGuest, Sshd, free_port
+from vmlab import remote
 from vmlab.errors import InfrastructureError, RemoteCommandFailed, WaitTimeout
-from vmlab.remote import Target, open_session, redact, wait_for_ssh
+from vmlab.remote import Target, open_session, redact, request_reboot, wait_for_ssh
 
 SECRET = "s3cret-Value-42"
 
@@ -71,11 +72,12 @@ def test_env_and_input_reach_the_command(session):
     assert session.run("tr a-z A-Z", input="abc\n").stdout == "ABC\n"
 
 
-def test_timeout_raises_instead_of_hanging(session):
-    started = time.monotonic()
-    with pytest.raises(WaitTimeout):
-        session.run("sleep 30", timeout=1)
-    assert time.monotonic() - started < 5
+def test_timeout_raises_instead_of_hanging(session, tmp_path):
+    """The wait ends at the timeout, while the command still runs: its marker is not there."""
+    finished = tmp_path / "finished"
+    with pytest.raises(WaitTimeout, match="within 1s"):
+        session.run(f"sleep 30; touch {finished}", timeout=1)
+    assert not finished.exists()
 
 
 def test_secrets_are_redacted_in_log_and_errors(session, tmp_path):
@@ -125,11 +127,11 @@ def test_jump_host_reaches_the_target(sshd, tmp_path):
 
 def test_a_command_without_its_own_timeout_gets_the_sessions(sshd, tmp_path):
     """A hung guest keeps the connection alive: only the default timeout ends the wait."""
+    finished = tmp_path / "finished"
     with open_session(target_for(sshd, tmp_path), command_timeout=1) as session:
-        started = time.monotonic()
         with pytest.raises(WaitTimeout, match="within 1s") as raised:
-            session.run("sleep 30")
-    assert time.monotonic() - started < 5
+            session.run(f"sleep 30; touch {finished}")
+    assert not finished.exists()
     assert "command_timeout_minutes" in raised.value.hint
 
 
@@ -155,35 +157,58 @@ def test_wait_for_ssh_succeeds_when_sshd_comes_up_later(tmp_path):
         server.stop()
 
 
-FAKE_SYSTEMCTL = """#!/bin/sh
-# stands in for systemd: is-system-running answers what the test wrote
-[ "$1" = is-system-running ] && cat "$(dirname "$0")/state"
-"""
-
-
 @pytest.fixture
-def booting_guest(tmp_path):
-    """An sshd whose sessions find a fake systemctl first on PATH, and the file it reads."""
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    (fake_bin / "systemctl").write_text(FAKE_SYSTEMCTL)
-    (fake_bin / "systemctl").chmod(0o755)
-    (fake_bin / "state").write_text("starting\n")
-    server = Sshd(tmp_path / "booting",
-                  extra_config=(f"SetEnv PATH={fake_bin}:/usr/sbin:/usr/bin:/sbin:/bin",)).start()
-    yield server, fake_bin / "state"
+def guest(tmp_path, monkeypatch):
+    """A fake guest on loopback sshd: systemd's state and the boot id are the test's."""
+    server = FakeGuest(tmp_path / "guest", state="starting")
+    monkeypatch.setattr(remote, "BOOT_ID_FILE", str(server.boot_id))
+    monkeypatch.setattr(remote, "RETRY_EVERY", 0.2)  # the tests count attempts, not seconds
+    server.start()
+    yield server
     server.stop()
 
 
-def test_wait_for_ssh_waits_until_the_guests_boot_has_settled(booting_guest, tmp_path):
-    server, state = booting_guest
-    target = target_for(server, tmp_path)
+def test_wait_for_ssh_times_out_while_the_guests_services_start(guest, tmp_path):
     with pytest.raises(WaitTimeout, match="services are still starting"):
-        wait_for_ssh(target, timeout=3)
-    threading.Timer(2, state.write_text, args=("degraded\n",)).start()
-    started = time.monotonic()
-    wait_for_ssh(target, timeout=20)
-    assert 1.5 < time.monotonic() - started < 10
+        wait_for_ssh(target_for(guest, tmp_path), timeout=3)
+
+
+@pytest.mark.parametrize("unsettled", ["initializing", "starting", "stopping"])
+def test_wait_for_ssh_waits_until_the_guests_boot_has_settled(guest, tmp_path, unsettled):
+    """Each unsettled answer is asked again; the wait ends at the first settled one."""
+    guest.set_state(unsettled)
+    wait_for_ssh(target_for(guest, tmp_path), timeout=30,
+                 progress=lambda _: guest.set_state("degraded"))
+    answers = guest.answers()
+    assert answers[0] == unsettled and answers[-1] == "degraded"
+    assert answers.count("degraded") == 1
+
+
+def test_wait_for_ssh_after_a_reboot_waits_for_a_new_boot(guest, tmp_path):
+    """A guest that still answers from the boot before the reboot has not rebooted yet,
+    however settled its services look."""
+    guest.set_state("running")
+    target = target_for(guest, tmp_path)
+    with pytest.raises(WaitTimeout, match="did not reboot within 3s"):
+        wait_for_ssh(target, timeout=3, after_boot="boot-1")
+    details: list[str] = []
+
+    def new_boot_after_two_attempts(detail: str) -> None:
+        details.append(detail)
+        if len(details) == 2:
+            guest.boot_id.write_text("boot-2\n")
+    wait_for_ssh(target, timeout=30, after_boot="boot-1", progress=new_boot_after_two_attempts)
+    assert len(details) == 2
+    assert all("still answers from the boot before the reboot" in d for d in details)
+
+
+def test_request_reboot_returns_the_boot_id_it_ends(guest, tmp_path):
+    with open_session(target_for(guest, tmp_path)) as session:
+        assert request_reboot(session) == "boot-1"
+    deadline = time.monotonic() + 10
+    while guest.reboot_calls() == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert guest.reboot_calls() == 1
 
 
 def test_wait_for_ssh_accepts_a_guest_without_systemd(sshd, tmp_path):

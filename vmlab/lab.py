@@ -25,7 +25,7 @@ from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
 from vmlab.labprofile import follow_stage_list, load_lab_profile
 from vmlab.names import check_lab_name
 from vmlab.profile import Hypervisor, LoadedProfile, VsphereHypervisor, load_profile
-from vmlab.progress import QUIET, Progress
+from vmlab.progress import QUIET, CommandWatcher, Progress
 from vmlab.stages import Stage, StageEnv, resolve_stages
 from vmlab.paths import list_labs
 from vmlab.state import LabFiles, LabState, StageRecord, now
@@ -130,12 +130,14 @@ class Lab:
                          then=_set_guest_clock if set_clock else None)
 
     @contextlib.contextmanager
-    def session(self, ref: VMRef, log_path: Path | None) -> Iterator:
+    def session(self, ref: VMRef, log_path: Path | None,
+                on_command: CommandWatcher | None = None) -> Iterator:
         from vmlab.remote import open_session
 
         session = open_session(
             self.target(ref), log_path=log_path, secrets=self.secrets.values(),
-            command_timeout=self.state.ssh.command_timeout_minutes * 60)
+            command_timeout=self.state.ssh.command_timeout_minutes * 60,
+            on_command=on_command)
         try:
             yield session
         finally:
@@ -191,6 +193,8 @@ class Lab:
 
     # -- stages ----------------------------------------------------------------------------
     def run_stage(self, ref: VMRef, stage: Stage, record: StageRecord) -> None:
+        from vmlab.remote import request_reboot
+
         record.attempts += 1
         log_path = self.files.logs / f"{self.state.index(stage.name) + 1:02d}-{stage.name}-" \
                                      f"{record.attempts}.log"
@@ -200,15 +204,14 @@ class Lab:
         started = time.monotonic()
         try:
             env = self.stage_env(stage)
-            with self.progress.waiting(f"stage {stage.name}: install"):
-                with self.session(ref, log_path) as c:
+            with self.progress.waiting(f"stage {stage.name}: install") as waiting:
+                with self.session(ref, log_path, on_command=waiting.command) as c:
                     stage.install(c, env)
-                    if stage.reboot:
-                        c.run("(sleep 1; systemctl reboot) >/dev/null 2>&1 &", check=False)
-            if stage.reboot:
-                self.reboot_wait(ref)
-            with self.progress.waiting(f"stage {stage.name}: verify"):
-                with self.session(ref, log_path) as c:
+                    boot_id = request_reboot(c) if stage.reboot else None
+            if boot_id is not None:
+                self.reboot_wait(ref, boot_id)
+            with self.progress.waiting(f"stage {stage.name}: verify") as waiting:
+                with self.session(ref, log_path, on_command=waiting.command) as c:
                     stage.verify(c, env)
         except VmlabError as exc:
             record.status, record.error = "failed", exc.message
@@ -231,10 +234,14 @@ class Lab:
         self.save()
         self.progress.step(f"stage {stage.name} done ({record.duration:.0f}s)")
 
-    def reboot_wait(self, ref: VMRef) -> None:
-        """After a reboot was asked for: wait until SSH has gone away and come back."""
-        time.sleep(3)
-        self.wait_for_ssh(ref)
+    def reboot_wait(self, ref: VMRef, boot_id: str) -> None:
+        """After a reboot was asked for: wait until SSH answers from a new boot (a boot id
+        other than ``boot_id``, read before the reboot) whose services have settled."""
+        from vmlab.remote import wait_for_ssh
+
+        with self.progress.waiting(f"waiting for {self.state.vm_name} to reboot") as update:
+            wait_for_ssh(self.target(ref), timeout=BOOT_TIMEOUT, progress=update,
+                         after_boot=boot_id)
 
 
 # -- opening labs ---------------------------------------------------------------------------

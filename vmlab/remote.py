@@ -9,7 +9,9 @@ millisecond per command). Each command runs in a subshell with its own stdin, so
 
 Every command, its exit code, duration and output go to the stage's log file, with every
 secret value redacted (in exception messages too). This runner is the one place where a
-failed command is detected: ``check=True`` raises RemoteCommandFailed.
+failed command is detected: ``check=True`` raises RemoteCommandFailed. An ``on_command``
+watcher hears of each command as logged (redacted) when it starts, every second while it
+runs, and when it ends: that is how the operator sees what a long stage is doing.
 """
 from __future__ import annotations
 
@@ -25,12 +27,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Literal, Mapping
 
 import paramiko
 from fabric import Config, Connection
 
 from vmlab.errors import InfrastructureError, RemoteCommandFailed, WaitTimeout
+from vmlab.progress import CommandEvent, CommandWatcher
 from vmlab.redaction import MASK, redact  # noqa: F401 - re-exported for callers
 
 log = logging.getLogger("vmlab.remote")
@@ -43,6 +46,12 @@ KEEPALIVE = 5
 #: Seconds a command may run when its caller gives no timeout: a guest that hangs (rather
 #: than resets) keeps the connection alive, and only this ends the wait.
 COMMAND_TIMEOUT = 3600
+#: Seconds between "still running" events to an ``on_command`` watcher.
+TICK = 1.0
+#: The guest kernel's id of the current boot: a new one after every reboot.
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+#: Seconds between two attempts of ``wait_for_ssh``.
+RETRY_EVERY = 2.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,34 @@ def _ansi_c(text: str) -> str:
     and bash decodes it itself (no extra process per command)."""
     return "$'" + "".join(chr(b) if b in _SAFE else f"\\x{b:02x}"
                           for b in text.encode()) + "'"
+
+
+class _Announcer:
+    """Tells a watcher that a command started, still runs (every TICK seconds) and ended.
+    A watcher that fails is logged and ignored: showing progress must never fail a stage."""
+
+    def __init__(self, watcher: CommandWatcher | None, what: str) -> None:
+        self.watcher, self.what = watcher, what
+        self.started = self._last = time.monotonic()
+        self._send("started", 0.0, None)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= TICK:
+            self._last = now
+            self._send("running", now - self.started, None)
+
+    def end(self, exit_code: int) -> None:
+        self._send("finished", time.monotonic() - self.started, exit_code)
+
+    def _send(self, state: Literal["started", "running", "finished"], elapsed: float,
+              exit_code: int | None) -> None:
+        if self.watcher is None:
+            return
+        try:
+            self.watcher(CommandEvent(self.what, state, elapsed, exit_code))
+        except Exception:  # noqa: BLE001 - a broken display must not fail the command
+            log.debug("progress watcher failed", exc_info=True)
 
 
 class _PinFirstKey(paramiko.MissingHostKeyPolicy):
@@ -138,9 +175,11 @@ class Session:
 
     def __init__(self, conn: Connection, target: Target, log_path: Path | None,
                  secrets: Iterable[str], open_timeout: float = 15,
-                 command_timeout: float = COMMAND_TIMEOUT) -> None:
+                 command_timeout: float = COMMAND_TIMEOUT,
+                 on_command: CommandWatcher | None = None) -> None:
         self.conn = conn
         self.command_timeout = command_timeout
+        self.on_command = on_command
         self.target = target
         self.secrets = [s for s in secrets if s]
         self._log = None
@@ -172,6 +211,12 @@ class Session:
         ``timeout``: seconds; without it, the session's ``command_timeout``. On a timeout
         the session is closed: the command may still be running in the guest.
         """
+        return self._run(command, check=check, env=env, input=input, timeout=timeout,
+                         hide=hide, watcher=self.on_command)
+
+    def _run(self, command: str, *, check: bool, env: Mapping[str, str] | None,
+             input: str | None, timeout: float | None, hide: bool,
+             watcher: CommandWatcher | None) -> Result:
         if timeout is None:
             timeout = self.command_timeout
         shown = redact(command, self.secrets)
@@ -179,9 +224,10 @@ class Session:
         marker = uuid.uuid4().hex
         script = self._script(command, env, input, marker)
         started = time.monotonic()
+        announcer = _Announcer(watcher, shown)
         try:
             self._channel.sendall(script.encode())
-            stdout, stderr, code = self._collect(marker, timeout, shown)
+            stdout, stderr, code = self._collect(marker, timeout, shown, announcer.tick)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.close()
             raise InfrastructureError(
@@ -189,6 +235,7 @@ class Session:
                 f"{shown} ({exc})",
                 hint="the guest may have rebooted or stopped; see `vmlab status`") from exc
         duration = time.monotonic() - started
+        announcer.end(code)
         result = Result(shown, code, stdout, stderr, duration)
         self._log_result(result, hide)
         if check and code != 0:
@@ -207,7 +254,8 @@ class Session:
         return (f"{body}; __vmlab_rc=$?; printf '\\n{marker} %d\\n' $__vmlab_rc; "
                 f"printf '\\n{marker}\\n' >&2\n")
 
-    def _collect(self, marker: str, timeout: float, shown: str) -> tuple[str, str, int]:
+    def _collect(self, marker: str, timeout: float, shown: str,
+                 tick: Callable[[], None]) -> tuple[str, str, int]:
         out, err = bytearray(), bytearray()
         out_end, err_end = f"\n{marker} ".encode(), f"\n{marker}\n".encode()
         deadline = time.monotonic() + timeout
@@ -231,22 +279,25 @@ class Session:
                                   hint="the command may still run in the guest (the stage's "
                                        "SSH session was closed); if it only needs longer, "
                                        "raise ssh.command_timeout_minutes in the profile")
-            select.select([self._fileno], [], [], min(wait, 1.0))
+            select.select([self._fileno], [], [], min(wait, TICK))
+            tick()
 
     # -- files ----------------------------------------------------------------------------
     def put(self, content: str | bytes, path: str, mode: int = 0o644) -> None:
         """Write a file in the guest atomically (a temporary name, then mv)."""
         data = content.encode() if isinstance(content, str) else content
-        self._put_stream(io.BytesIO(data), path, mode, f"wrote {path} ({len(data)} bytes)")
+        self._put_stream(io.BytesIO(data), path, mode, f"write {path} ({len(data)} bytes)")
 
     def upload(self, local_path: str, path: str, mode: int = 0o644) -> None:
         """Copy a local file into the guest atomically."""
         size = Path(local_path).stat().st_size
         with open(local_path, "rb") as handle:
-            self._put_stream(handle, path, mode, f"uploaded {local_path} to {path} ({size} bytes)")
+            self._put_stream(handle, path, mode, f"upload {local_path} to {path} ({size} bytes)")
 
     def _put_stream(self, stream, path: str, mode: int, what: str) -> None:
+        """``what``: the file as the log and the watcher show it, e.g. "write PATH (N bytes)"."""
         temporary = f"{path}.vmlab-{uuid.uuid4().hex[:8]}"
+        announcer = _Announcer(self.on_command, redact(what, self.secrets))
         try:
             self.conn.put(stream, remote=temporary)
         except (OSError, paramiko.SSHException) as exc:
@@ -254,8 +305,10 @@ class Session:
                                       hint="is the directory there and the disk not full?") \
                 from exc
         self._write_log(f"# {what}, mode {mode:04o}")
-        self.run(f"chmod {mode:o} {shlex.quote(temporary)} && "
-                 f"mv -f {shlex.quote(temporary)} {shlex.quote(path)}", hide=True)
+        result = self._run(f"chmod {mode:o} {shlex.quote(temporary)} && "
+                           f"mv -f {shlex.quote(temporary)} {shlex.quote(path)}", check=True,
+                           env=None, input=None, timeout=None, hide=True, watcher=None)
+        announcer.end(result.exit_code)
 
     def get(self, path: str) -> bytes:
         buffer = io.BytesIO()
@@ -300,49 +353,82 @@ class Session:
 
 
 def open_session(target: Target, *, log_path: Path | None = None, secrets: Iterable[str] = (),
-                 connect_timeout: float = 15,
-                 command_timeout: float = COMMAND_TIMEOUT) -> Session:
+                 connect_timeout: float = 15, command_timeout: float = COMMAND_TIMEOUT,
+                 on_command: CommandWatcher | None = None) -> Session:
     conn = _open_connection(target, connect_timeout)
     try:
         return Session(conn, target, log_path, secrets, open_timeout=connect_timeout,
-                       command_timeout=command_timeout)
+                       command_timeout=command_timeout, on_command=on_command)
     except (paramiko.SSHException, OSError, EOFError) as exc:
         conn.close()
         raise InfrastructureError(f"cannot start a shell on {target.describe()}: {exc}") from exc
 
 
 #: Succeeds once systemd has finished starting the guest's services ("running" or
-#: "degraded"); sshd answers well before MariaDB or Apache do, above all without KVM.
+#: "degraded"; "offline" or no systemctl: a guest without systemd); sshd answers well before
+#: MariaDB or Apache do, above all without KVM. "stopping" is a guest on its way down (a
+#: reboot asked for), not one that has settled.
 BOOT_SETTLED = ('case "$(systemctl is-system-running 2>/dev/null)" in '
-                'initializing|starting) exit 75;; esac')
+                'initializing|starting|stopping) exit 75;; esac')
+#: The exit code of the readiness check while SSH still answers from the boot before a reboot.
+SAME_BOOT = 76
+
+
+def request_reboot(session: Session) -> str:
+    """Ask the guest to reboot (a second from now, so this command returns first); returns
+    the boot id it had, for ``wait_for_ssh(after_boot=...)``."""
+    boot_id = session.run(f"cat {BOOT_ID_FILE}").stdout.strip()
+    session.run("(sleep 1; systemctl reboot) >/dev/null 2>&1 &", check=False)
+    return boot_id
+
+
+def _readiness_check(after_boot: str | None) -> str:
+    if after_boot is None:
+        return BOOT_SETTLED
+    return (f'[ "$(cat {BOOT_ID_FILE})" != {shlex.quote(after_boot)} ] || exit {SAME_BOOT}; '
+            + BOOT_SETTLED)
 
 
 def wait_for_ssh(target: Target, *, timeout: float,
                  progress: Callable[[str], None] = lambda _: None,
-                 then: Callable[[Session], None] | None = None) -> None:
+                 then: Callable[[Session], None] | None = None,
+                 after_boot: str | None = None) -> None:
     """Retry until the guest's sshd accepts the lab's key and its boot has settled;
-    ``then`` runs in that same session (one SSH handshake less)."""
+    ``then`` runs in that same session (one SSH handshake less).
+
+    ``after_boot``: the boot id read before a reboot was asked for (``request_reboot``).
+    SSH answering from that same boot means the guest has not gone down yet: keep waiting
+    until it answers from a new one.
+    """
     deadline = time.monotonic() + timeout
-    started = time.monotonic()
     last_error = "nothing answered"
     attempt = 0
+    check = _readiness_check(after_boot)
     while time.monotonic() < deadline:
         attempt += 1
         try:
             with open_session(target, connect_timeout=min(10, timeout)) as session:
-                if session.run(BOOT_SETTLED, check=False, timeout=min(30, timeout)).exit_code == 0:
+                code = session.run(check, check=False, timeout=min(30, timeout)).exit_code
+                if code == 0:
                     if then is not None:
                         then(session)
                     return
-            last_error = "SSH answers; the guest's services are still starting"
+            last_error = ("SSH still answers from the boot before the reboot"
+                          if code == SAME_BOOT else
+                          "SSH answers; the guest's services are still starting or stopping")
         except InfrastructureError as exc:
             if "host key" in exc.message and "changed" in exc.message:
                 raise
             last_error = str(exc.__cause__ or exc)
         except (socket.timeout, paramiko.SSHException, OSError, EOFError) as exc:
             last_error = str(exc)
-        progress(f"attempt {attempt}, {time.monotonic() - started:.0f}s")
-        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+        progress(f"attempt {attempt}: {last_error}")
+        time.sleep(min(RETRY_EVERY, max(0.0, deadline - time.monotonic())))
+    if last_error.startswith("SSH still answers"):
+        raise WaitTimeout(f"the guest at {target.describe()} did not reboot within "
+                          f"{timeout:.0f}s: SSH still answers from the boot before",
+                          hint="something in the guest may hold the shutdown up: see "
+                               "`systemctl list-jobs` in it (`vmlab ssh`)")
     raise WaitTimeout(f"SSH on {target.describe()} did not answer within {timeout:.0f}s "
                       f"(last error: {last_error})",
                       hint="the guest may still be booting or failed to boot: read its "
