@@ -130,7 +130,7 @@ PROFILE = """\
 extends: demo
 name: progress-test
 stages:
-  - name: prep
+  - name: prepare-host
     reboot: true
     run:
       - echo preparing
@@ -164,6 +164,8 @@ def lab_on_guest(tmp_path, monkeypatch):
     files.root.mkdir(parents=True)
     state = LabState(lab="progress-test", profile="progress-test", profile_path=str(profile),
                      driver="libvirt", uri="qemu:///system", vm_name="vmlab-progress-test",
+                     hypervisor=loaded.profile.hypervisor, ssh=loaded.profile.ssh,
+                     snapshots=loaded.profile.snapshots,
                      created=now(), stages=[StageRecord(name=s.name) for s in stages])
     out = io.StringIO()
     lab = Lab(files, state, loaded, stages, driver=None,  # type: ignore[arg-type]
@@ -182,21 +184,21 @@ def test_a_stage_shows_its_commands_and_waits_for_the_guest_to_really_reboot(lab
     lines = plain_lines(out)
     started = [line for line in lines if not re.search(r": (still running|finished): ", line)]
     assert started == [
-        "stage prep: install ...",
-        "stage prep: install: echo preparing",
-        "stage prep: install: sleep 2.5",
-        f"stage prep: install: cat {guest.boot_id}",
-        "stage prep: install: (sleep 1; systemctl reboot) >/dev/null 2>&1 &",
+        "stage prepare-host: install ...",
+        "stage prepare-host: install: echo preparing",
+        "stage prepare-host: install: sleep 2.5",
+        f"stage prepare-host: install: cat {guest.boot_id}",
+        "stage prepare-host: install: (sleep 1; systemctl reboot) >/dev/null 2>&1 &",
         started[5],
         "waiting for vmlab-progress-test to reboot ...",
         started[7],
-        "stage prep: verify ...",
-        f'stage prep: verify: test "$(cat {guest.boot_id})" = boot-2',
+        "stage prepare-host: verify ...",
+        f'stage prepare-host: verify: test "$(cat {guest.boot_id})" = boot-2',
         started[10],
         started[11]]
-    assert re.fullmatch("stage prep: install: done in " + DURATION, started[5])
+    assert re.fullmatch("stage prepare-host: install: done in " + DURATION, started[5])
     assert re.fullmatch("waiting for vmlab-progress-test to reboot: done in " + DURATION,
                         started[7])
-    assert re.fullmatch("stage prep: verify: done in " + DURATION, started[10])
-    assert re.fullmatch(rf"stage prep done \({DURATION}\)", started[11])
-    assert "stage prep: install: still running: sleep 2.5 (1s)" in lines
+    assert re.fullmatch("stage prepare-host: verify: done in " + DURATION, started[10])
+    assert re.fullmatch(rf"stage prepare-host done \({DURATION}\)", started[11])
+    assert "stage prepare-host: install: still running: sleep 2.5 (1s)" in lines
