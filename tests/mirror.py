@@ -115,7 +115,8 @@ DEFAULT_NETWORK = """\
 
 
 def newton_profile(path: Path, mirror: Mirror, uri: str, *, provider: str = "10.91.0.0/24",
-                   iso_sha256: str = ISO_SHA256, extra: str = "") -> Path:
+                   provider_name: str = "vmlab-provider", iso_sha256: str = ISO_SHA256,
+                   serve_on: str | None = None, extra: str = "") -> Path:
     """newton-aio fetching everything from ``mirror``, on the libvirt at ``uri``."""
     path.write_text(textwrap.dedent(f"""\
         extends: newton-aio
@@ -125,9 +126,11 @@ def newton_profile(path: Path, mirror: Mirror, uri: str, *, provider: str = "10.
           iso_url: {mirror.url(ISO)}
           iso_sha256: {iso_sha256}
           install_url: {mirror.url(TREE)}
+          serve_on: {serve_on or "null"}
         vm:
           nics:
-            - {{role: provider, network: nat, network_name: vmlab-provider, subnet: {provider}}}
+            - {{role: provider, network: nat, network_name: {provider_name},
+                subnet: {provider}}}
             - {{role: management, network: isolated, network_name: vmlab-management,
                 subnet: 192.168.70.0/24, address: 192.168.70.2}}
         openstack:
