@@ -9,7 +9,7 @@ import io
 import socket
 import textwrap
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,14 +32,31 @@ REPOMD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
 class _Quiet(SimpleHTTPRequestHandler):
+    #: paths answered with 405 to HEAD, as some download servers do
+    refuse_head: set[str] = set()
+
     def log_message(self, format: str, *args: object) -> None:
         return None
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path in self.refuse_head:
+            self.send_error(405)
+            return
+        super().do_HEAD()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return None  # a client that hangs up after the headers (a size check) is fine
 
 
 @dataclass
 class Mirror:
     root: Path
     port: int
+    refuse_head: set[str] = field(default_factory=set)
 
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
@@ -60,12 +77,13 @@ class Mirror:
 @contextlib.contextmanager
 def serve(root: Path) -> Iterator[Mirror]:
     root.mkdir(parents=True, exist_ok=True)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    server.daemon_threads = True
+    refuse_head: set[str] = set()
+    handler = type("Handler", (_Quiet,), {"refuse_head": refuse_head})
+    server = _Server(("127.0.0.1", 0), partial(handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Mirror(root, server.server_address[1])
+        yield Mirror(root, server.server_address[1], refuse_head)
     finally:
         server.shutdown()
         server.server_close()

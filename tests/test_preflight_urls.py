@@ -5,6 +5,7 @@ of the wrong size, not what it claims to be, refused or silent is reported, fast
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -91,6 +92,12 @@ def test_a_broken_mirror_is_reported_where_it_breaks(home, mirror, damage, name,
     assert fix in failed[name].fix
 
 
+def test_a_server_that_refuses_head_is_asked_for_one_byte(home, mirror):
+    mirror.refuse_head.add("/" + ISO)
+    result = checked(home, mirror)["install ISO"]
+    assert result.check.status == "ok" and result.size == ISO_BYTES
+
+
 def test_an_interrupted_download_larger_than_the_servers_file_is_reported(home, mirror):
     partial = paths.cache_dir() / "isos" / "CentOS-7-x86_64-Minimal-2009.iso.part"
     partial.parent.mkdir(parents=True)
@@ -153,6 +160,26 @@ def test_a_name_that_does_not_resolve_says_so(home, mirror, monkeypatch):
     check = urls.check(fetch).check
     assert check.status == "fail"
     assert "the name vault.example.invalid does not resolve" in check.detail
+
+
+def test_a_name_lookup_that_hangs_holds_nothing_past_the_deadline(home, mirror, monkeypatch):
+    """The socket timeout does not cover the name lookup: the deadline does."""
+    release = threading.Event()
+
+    def hanging_resolver(*args, **kwargs):
+        release.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_resolver)
+    try:
+        started = time.monotonic()
+        results = checked(home, mirror, timeout=0.5)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert elapsed < 3  # 2 x 0.5 s + 1 s, not the 30 s the lookups hang
+    assert all(r.check.status == "fail" and "no answer within 2s" in r.check.detail
+               for r in results.values())
 
 
 def test_every_url_is_asked_once(home, mirror):
