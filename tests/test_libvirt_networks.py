@@ -21,11 +21,9 @@ from vmlab.errors import DriverError
 net = ipaddress.ip_network
 
 
-def nic(role: str, kind: str, name: str, subnet: str) -> NicSpec:
-    subnet_ = net(subnet)
-    return NicSpec(role, NetworkSpec(kind, name, subnet_, next(subnet_.hosts()),  # type: ignore[arg-type]
-                                     dhcp=kind == "nat"),
-                   f"52:54:00:00:30:0{1 if role == 'provider' else 2}")
+def nic(role, kind, name: str, subnet: str) -> NicSpec:
+    network = NetworkSpec(kind, name, net(subnet), next(net(subnet).hosts()), dhcp=kind == "nat")
+    return NicSpec(role, network, f"52:54:00:00:30:0{1 if role == 'provider' else 2}")
 
 
 def newton_nics(provider: str = "192.168.122.0/24", name: str = "vmlab-provider"):

@@ -9,7 +9,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from vmlab import paths
 from vmlab.drivers.base import DiskSpec, Driver, KernelBoot, PowerState, VMRef
@@ -17,6 +17,9 @@ from vmlab.errors import InfrastructureError, WaitTimeout
 from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile
 from vmlab.progress import Progress
 from vmlab.vmspec import network_spec, static_addresses
+
+if TYPE_CHECKING:
+    from vmlab.installserver import InstallServer
 
 #: The install server listens on the first free port of this fixed range, so that a
 #: firewall can let it through once and for all (`vmlab preflight` checks that it does).
@@ -130,7 +133,8 @@ def _install_server_address(loaded: LoadedProfile,
     return address, address
 
 
-def open_install_server(bind: str, url_host: str, log=lambda _: None):
+def open_install_server(bind: str, url_host: str,
+                        log: Callable[[str], None] = lambda _: None) -> InstallServer:
     """The install server on the first free port of INSTALL_PORTS on ``bind``."""
     from vmlab.installserver import InstallServer
 

@@ -135,7 +135,7 @@ def _media_bytes(loaded: LoadedProfile, answered: list[url_checks.UrlResult]) ->
         for result in answered:
             if result.fetch.kind == "iso" and result.size:
                 return result.size
-        cached = url_checks._cached(paths.cache_dir() / "isos", install.iso_url,
+        cached = url_checks.cached_copy(paths.cache_dir() / "isos", install.iso_url,
                                     install.iso_sha256)
         return cached.stat().st_size if cached else 0
     return 0
@@ -146,7 +146,7 @@ def _cache_room(loaded: LoadedProfile, media: int) -> Check:
     cache = paths.cache_dir()
     free = _free_bytes(cache)
     if isinstance(install, KickstartInstall):
-        if url_checks._cached(cache / "isos", install.iso_url, install.iso_sha256):
+        if url_checks.cached_copy(cache / "isos", install.iso_url, install.iso_sha256):
             return Check("storage", "download cache", "ok",
                          f"the ISO is in {cache / 'isos'} already")
         needed, what = media, "the ISO"

@@ -92,7 +92,7 @@ def planned_fetches(lab: str, loaded: LoadedProfile) -> list[Fetch]:
     return list(unique.values())
 
 
-def _cached(directory: Path, url: str, sha256: str | None) -> Path | None:
+def cached_copy(directory: Path, url: str, sha256: str | None) -> Path | None:
     """The copy vmlab.iso.fetch_iso keeps of ``url``, if it is there and verified."""
     name = Path(urlsplit(url).path).name or "download"
     final, verified = directory / name, directory / f"{name}.sha256"
@@ -108,7 +108,7 @@ def _kickstart_fetches(install: KickstartInstall) -> list[Fetch]:
         else install.install_url + "/"
     return [
         Fetch("install ISO", install.iso_url, install.iso_url, "iso", "install.iso_url",
-              ISO_FIX.format(cache=isos), _cached(isos, install.iso_url, install.iso_sha256),
+              ISO_FIX.format(cache=isos), cached_copy(isos, install.iso_url, install.iso_sha256),
               install.iso_sha256),
         Fetch("install tree", install.install_url, tree + ".treeinfo", "tree",
               "install.install_url", TREE_FIX),
@@ -148,7 +148,7 @@ def _stage_fetches(lab: str, loaded: LoadedProfile) -> list[Fetch]:
         # vmlab.hostfiles downloads it on the host, for the stage to upload
         fetches.append(Fetch(
             "Glance test image", url, url, "file", "openstack.image_url", IMAGE_FIX,
-            _cached(paths.cache_dir() / "downloads", url, profile.openstack.image_sha256)))
+            cached_copy(paths.cache_dir() / "downloads", url, profile.openstack.image_sha256)))
     return fetches
 
 
