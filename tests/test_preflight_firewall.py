@@ -91,6 +91,13 @@ def test_a_reused_network_is_checked_in_the_zone_of_its_bridge(home, firewalld):
     assert "--get-zone-of-interface=virbr0" in firewalld.calls()
 
 
+def test_a_bridge_in_no_zone_is_checked_in_the_default_zone(home, firewalld):
+    check = firewall_check(home, DEFAULT_NETWORK, provider="192.168.122.0/24",
+                           provider_name="default")
+    assert check.status == "fail" and "zone public rejects" in check.detail
+    assert check.fix == OPEN.format(zone="public")
+
+
 def test_a_user_mode_nic_needs_no_firewall_check(home, firewalld):
     path = home / "user.yaml"
     path.write_text("extends: newton-aio\nname: user\nvm:\n  nics:\n"

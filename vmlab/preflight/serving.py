@@ -91,9 +91,10 @@ def firewall_check(driver: Driver, loaded: LoadedProfile, lab: str, bind: str,
         if not firewall.running():
             return Check("install server", name, "ok", "firewalld is not running")
         link = _link(driver, loaded, lab)
-        if link is not None:
-            zone_name = (link.interface and firewall.zone_of_interface(link.interface)) \
-                or link.zone
+        if link is not None and link.interface is not None:  # the bridge exists: ask
+            zone_name = firewall.zone_of_interface(link.interface) or firewall.default_zone()
+        elif link is not None:  # the zone the bridge will be put in
+            zone_name = link.zone
         else:
             interface = firewall.interface_with_address(bind)
             if interface is None:
