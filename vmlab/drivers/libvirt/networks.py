@@ -211,6 +211,8 @@ class NetworkOperations:
     def network_collisions(self, nics: tuple[NicSpec, ...]) -> list[Collision]:
         """What keeps the bridged networks of ``nics`` from being made or used as given:
         overlaps with other libvirt networks and (on this machine) the host's routes."""
+        if not any(nic.network.kind in BRIDGED for nic in nics):
+            return []  # user-mode NICs add nothing to the host
         existing = self._call("listing networks", existing_networks, self.conn)
         routes = host_routes() if self.local else None
         return collisions(nics, existing, routes, self.uri)
