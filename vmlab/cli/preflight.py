@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from vmlab.cli.base import JSON_OPTION, LAB_OPTION, _print_json, cli
+from vmlab.cli.base import JSON_OPTION, _print_json, cli
 from vmlab.errors import EXIT_FAILED
 
 STATUS_STYLE = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
@@ -12,7 +12,8 @@ STATUS_STYLE = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAI
 @cli.command()
 @click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
               help="The profile to check (see `vmlab profiles`).")
-@LAB_OPTION
+@click.option("--lab", "lab", metavar="NAME",
+              help="The name the lab would get (default: the profile's name).")
 @click.option("--no-urls", is_flag=True,
               help="Skip the URL checks (the install ISO, trees, repositories, images).")
 @click.option("--timeout", type=click.FloatRange(0.5, 60), default=5.0, show_default=True,
