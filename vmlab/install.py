@@ -4,17 +4,26 @@ installer's kernel and ``inst.ks=``, then the final definition that boots from d
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from vmlab import paths
 from vmlab.drivers.base import DiskSpec, Driver, KernelBoot, PowerState, VMRef
 from vmlab.errors import InfrastructureError, WaitTimeout
 from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile
 from vmlab.progress import Progress
-from vmlab.vmspec import static_addresses
+from vmlab.vmspec import network_spec, static_addresses
+
+if TYPE_CHECKING:
+    from vmlab.installserver import InstallServer
+
+#: The install server listens on the first free port of this fixed range, so that a
+#: firewall can let it through once and for all (`vmlab preflight` checks that it does).
+INSTALL_PORTS = range(8719, 8729)
 
 
 @dataclass
@@ -75,7 +84,6 @@ def prepare(lab: str, loaded: LoadedProfile, public_key: str, secrets: dict[str,
 def _prepare_kickstart(lab: str, loaded: LoadedProfile, install: KickstartInstall,
                        public_key: str, secrets: dict[str, str],
                        progress: Progress) -> Iterator[Prepared]:
-    from vmlab.installserver import InstallServer
     from vmlab.iso import extract_boot_files, fetch_iso, install_boot_cmdline
     from vmlab.kickstart import render_kickstart, validate_kickstart
 
@@ -85,8 +93,8 @@ def _prepare_kickstart(lab: str, loaded: LoadedProfile, install: KickstartInstal
     kernel, initrd = extract_boot_files(iso, paths.cache_dir() / "isos" / f"{iso.stem}-boot")
     # (read even for vSphere: a broken ISO is found before any VM is made)
     bind, url_host = _install_server_address(loaded, install)
-    server = InstallServer(bind, {}, url_host=url_host,
-                           log=lambda line: progress.step(f"install server: {line}"))
+    server = open_install_server(bind, url_host,
+                                 log=lambda line: progress.step(f"install server: {line}"))
     text = render_kickstart(kickstart_inputs(lab, loaded, public_key, secrets, server.done_url),
                             template=install.template)
     validate_kickstart(text)  # before any VM boots: an invalid kickstart is an error
@@ -112,16 +120,57 @@ def _prepare_kickstart(lab: str, loaded: LoadedProfile, install: KickstartInstal
 
 def _install_server_address(loaded: LoadedProfile,
                             install: KickstartInstall) -> tuple[str, str]:
-    """(address to bind, address the guest uses) for the install server."""
+    """(address to bind, address the guest uses) for the install server: ``serve_on``, or
+    the host's address on the provider network (which exists once that network runs)."""
     if install.serve_on is not None:
         return str(install.serve_on), str(install.serve_on)
     provider = loaded.profile.vm.nic("provider")
     assert provider is not None
-    hosts = list(provider.subnet.hosts())
     if provider.network == "user":
         # qemu's user-mode network shows the host's loopback to the guest as .2
-        return "127.0.0.1", str(hosts[1])
-    return str(hosts[0]), str(hosts[0])
+        return "127.0.0.1", str(list(provider.subnet.hosts())[1])
+    address = str(network_spec("", provider).host_address)
+    return address, address
+
+
+def open_install_server(bind: str, url_host: str,
+                        log: Callable[[str], None] = lambda _: None) -> InstallServer:
+    """The install server on the first free port of INSTALL_PORTS on ``bind``."""
+    from vmlab.installserver import InstallServer
+
+    for port in INSTALL_PORTS:
+        try:
+            return InstallServer(bind, {}, port=port, url_host=url_host, log=log)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                continue
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise InfrastructureError(
+                    f"the install server cannot listen on {bind}: no interface of this "
+                    "machine has that address",
+                    hint="vmlab starts a libvirt network before the server, so the network's "
+                         "address exists then; otherwise set install.serve_on to an address "
+                         "of this machine that the guest reaches") from exc
+            raise InfrastructureError(f"the install server cannot listen on {bind}:{port}: "
+                                      f"{exc.strerror or exc}") from exc
+    raise InfrastructureError(
+        f"every install server port ({INSTALL_PORTS[0]}-{INSTALL_PORTS[-1]}) on {bind} is "
+        "in use", hint="other vmlab creates (or other programs) hold them: wait for them")
+
+
+def first_free_port(bind: str) -> int:
+    """The port open_install_server would take on ``bind`` now (the first of the range when
+    the address does not exist yet)."""
+    for port in INSTALL_PORTS:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((bind, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    continue
+            return port
+    return INSTALL_PORTS[0]
 
 
 def run_install(driver: Driver, ref: VMRef, prepared: Prepared, progress: Progress) -> None:

@@ -9,6 +9,7 @@ exists) and marks N and every later stage pending, so ``provision`` runs from N 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -29,7 +30,7 @@ from vmlab.progress import QUIET, CommandWatcher, Progress
 from vmlab.stages import Stage, StageEnv, resolve_stages
 from vmlab.paths import list_labs
 from vmlab.state import LabFiles, LabState, StageRecord, now
-from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri
+from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri, nic_specs, vm_name
 
 if TYPE_CHECKING:
     from vmlab.remote import Session  # imported lazily at run time: it brings in Fabric
@@ -325,12 +326,15 @@ class _RedactingFormatter(logging.Formatter):
 # -- commands -----------------------------------------------------------------------------
 
 def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
-           seed_passwords: str | None = None, progress: Progress = QUIET) -> str:
+           seed_passwords: str | None = None, progress: Progress = QUIET,
+           check_urls: bool = True) -> str:
     """Build the VM, bring its OS up, take the first stage's snapshot, then provision.
 
-    Everything `vmlab plan` checks is checked first, before a file is made or a hypervisor
-    is asked anything.
+    Everything `vmlab plan` checks is checked first, then the preflight (the URL checks
+    unless ``check_urls`` is False): a failure stops the create before it makes a file or
+    a hypervisor object.
     """
+    from vmlab import preflight
     from vmlab.plan import plan
 
     loaded = load_profile(profile_name)
@@ -339,6 +343,7 @@ def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
     plan(name, loaded)  # e.g. a stage needing a secret the profile does not generate
     files = LabFiles(name)
     _refuse_existing(files)
+    preflight.require(name, loaded, profile_name, urls=check_urls, progress=progress)
     files.root.mkdir(parents=True, exist_ok=True)
     with files.lock("create"), _lab_log(files):
         _refuse_existing(files)  # made by another create while this one waited
@@ -372,49 +377,76 @@ def _refuse_existing(files: LabFiles) -> None:
 
 def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], name: str,
                    seed_passwords: str | None, progress: Progress) -> None:
-    from vmlab import install
+    """Networks first, then the install media and server (which listens on the provider
+    network's address, so only once that network runs), then the VM. A failure removes
+    the networks made here with everything else."""
+    from vmlab import install, preflight
     from vmlab.sshkeys import ensure_keypair
 
     profile = loaded.profile
     public_key = ensure_keypair(files.ssh_key, comment=f"vmlab-{name}")
     secrets = files.ensure_secrets(profile.secrets, seed=seed_passwords)
-    with open_driver(profile.hypervisor) as driver, \
-            install.prepare(name, loaded, public_key, secrets, progress) as prepared:
-        spec = build_vm_spec(name, profile, disk=prepared.disk, boot=prepared.boot,
-                             guest_data=prepared.guest_data, cdroms=prepared.cdroms,
-                             guest_os=prepared.guest_os)
-        if driver.find(spec.name) is not None:
-            raise UsageError(f"a VM named {spec.name!r} already exists on "
+    with open_driver(profile.hypervisor) as driver:
+        if driver.find(vm_name(name)) is not None:
+            raise UsageError(f"a VM named {vm_name(name)!r} already exists on "
                              f"{hypervisor_uri(profile.hypervisor)}",
                              hint="remove it, or create the lab under another --lab name")
-        with progress.waiting(f"creating VM {spec.name}") as update:
-            ref = driver.create(spec, progress=update)
+        made_networks = driver.ensure_networks(nic_specs(name, profile))
+        if made_networks:
+            progress.step(f"network{'s' * (len(made_networks) > 1)} "
+                          f"{', '.join(made_networks)} made and started")
         try:
-            state = LabState(lab=name, profile=profile.name, profile_path=str(loaded.path),
-                             driver=driver.kind, uri=hypervisor_uri(profile.hypervisor),
-                             hypervisor=profile.hypervisor, ssh=profile.ssh,
-                             snapshots=profile.snapshots, platform=profile.platform,
-                             vm_name=ref.name, vm_uuid=ref.uuid,
-                             acceleration=driver.acceleration(), created=now(),
-                             stages=[StageRecord(name=s.name) for s in stages])
-            files.known_hosts.unlink(missing_ok=True)
-            lab = Lab(files, state, loaded, stages, driver, progress)
-            progress.step(f"starting {ref.name} ({state.acceleration})")
-            install.run_install(driver, ref, prepared, progress)
-            lab.wait_for_ssh(ref)
-            first = stages[0].name if stages else COMPLETE
-            try:
-                lab.take_snapshot(ref, first, "the OS is up; nothing provisioned")
-            except SnapshotFailed as exc:  # there is no lab to resume: say so
-                raise SnapshotFailed(exc.message, hint="create removes what it made; run it "
-                                     "again once the hypervisor can take snapshots (is its "
-                                     "storage pool full?)") from exc
-            lab.save()
+            with install.prepare(name, loaded, public_key, secrets, progress) as prepared:
+                if prepared.server is not None:  # its port is known now: check it is open
+                    preflight.require_install_port(driver, loaded, name, prepared.server.port)
+                spec = build_vm_spec(name, profile, disk=prepared.disk, boot=prepared.boot,
+                                     guest_data=prepared.guest_data, cdroms=prepared.cdroms,
+                                     guest_os=prepared.guest_os)
+                spec = dataclasses.replace(spec, networks_made=tuple(made_networks))
+                with progress.waiting(f"creating VM {spec.name}") as update:
+                    ref = driver.create(spec, progress=update)
+                made_networks = []  # the VM owns them now: destroying it removes them
+                _install_and_snapshot(files, loaded, stages, name, driver, ref, prepared,
+                                      progress)
         except BaseException:
-            progress.warn(f"create failed; removing {ref.name} and everything made for it")
-            with contextlib.suppress(VmlabError):
-                driver.destroy(ref)
+            driver.remove_networks(made_networks)
             raise
+
+
+def _install_and_snapshot(files: LabFiles, loaded: LoadedProfile, stages: list[Stage],
+                          name: str, driver: Driver, ref: VMRef, prepared,
+                          progress: Progress) -> None:
+    """Boot the new VM, install its OS, take the first snapshot and save the lab's state;
+    on failure remove the VM and everything made for it."""
+    from vmlab import install
+
+    profile = loaded.profile
+    try:
+        state = LabState(lab=name, profile=profile.name, profile_path=str(loaded.path),
+                         driver=driver.kind, uri=hypervisor_uri(profile.hypervisor),
+                         hypervisor=profile.hypervisor, ssh=profile.ssh,
+                         snapshots=profile.snapshots, platform=profile.platform,
+                         vm_name=ref.name, vm_uuid=ref.uuid,
+                         acceleration=driver.acceleration(), created=now(),
+                         stages=[StageRecord(name=s.name) for s in stages])
+        files.known_hosts.unlink(missing_ok=True)
+        lab = Lab(files, state, loaded, stages, driver, progress)
+        progress.step(f"starting {ref.name} ({state.acceleration})")
+        install.run_install(driver, ref, prepared, progress)
+        lab.wait_for_ssh(ref)
+        first = stages[0].name if stages else COMPLETE
+        try:
+            lab.take_snapshot(ref, first, "the OS is up; nothing provisioned")
+        except SnapshotFailed as exc:  # there is no lab to resume: say so
+            raise SnapshotFailed(exc.message, hint="create removes what it made; run it "
+                                 "again once the hypervisor can take snapshots (is its "
+                                 "storage pool full?)") from exc
+        lab.save()
+    except BaseException:
+        progress.warn(f"create failed; removing {ref.name} and everything made for it")
+        with contextlib.suppress(VmlabError):
+            driver.destroy(ref)
+        raise
 
 
 def _remove_lab_dir(files: LabFiles, exc: BaseException) -> Path:

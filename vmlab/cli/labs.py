@@ -19,9 +19,15 @@ from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, CliProgress
 @click.option("--seed-passwords", metavar="VALUE", default=None,
               help="Use VALUE for every generated secret (reproduces a manual's fixed "
                    "passwords; not for shared labs).")
-def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: str | None) -> None:
+@click.option("--no-preflight", is_flag=True,
+              help="Skip the preflight's URL checks (the local checks always run).")
+def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: str | None,
+           no_preflight: bool) -> None:
     """Create a lab from a profile: build the VM, boot it, take the first snapshot and run
     every stage.
+
+    The checks of `vmlab preflight` run first; when one fails, create stops before it
+    makes anything.
 
     \b
     Examples:
@@ -31,7 +37,7 @@ def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: st
     from vmlab import lab as labs
 
     name = labs.create(profile, lab, provision=not no_provision, seed_passwords=seed_passwords,
-                       progress=CliProgress())
+                       progress=CliProgress(), check_urls=not no_preflight)
     click.echo(f"lab {name} is ready" + (" (not provisioned)" if no_provision else ""))
 
 

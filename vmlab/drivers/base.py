@@ -20,6 +20,7 @@ from vmlab.errors import DriverError, WaitTimeout
 NicRole = Literal["provider", "management"]
 NetworkKind = Literal["nat", "isolated", "user"]
 Accel = Literal["auto", "kvm", "tcg"]
+CheckStatus = Literal["ok", "warn", "fail"]
 
 #: Called by long operations with a short human sentence ("uploading disk 40%").
 ProgressFn = Callable[[str], None]
@@ -99,6 +100,9 @@ class VMSpec:
     guest_os: str = "linux"
     #: The vmlab home (state dir) whose lab this is; part of the ownership tag.
     home: str = ""
+    #: Networks made for this VM before it was defined (``Driver.ensure_networks``): the VM
+    #: owns them, so they go when it is destroyed.
+    networks_made: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,26 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One preflight finding: what was looked at, how it stands, and what to do about it."""
+
+    area: str  # e.g. "hypervisor", "network", "storage", "memory"
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class HostLink:
+    """The host's end of a hypervisor network on the machine vmlab runs on: its interface
+    (None until the network exists) and the firewalld zone that interface is put in."""
+
+    interface: str | None
+    zone: str | None
+
+
+@dataclass(frozen=True)
 class OwnedObject:
     """Something vmlab made on a hypervisor: for `destroy` and garbage collection."""
 
@@ -149,6 +173,30 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def create(self, spec: VMSpec, progress: ProgressFn = _quiet) -> VMRef:
         """Create (not start) the VM and whatever it needs; on failure remove all of it."""
+
+    def ensure_networks(self, nics: tuple[NicSpec, ...]) -> list[str]:
+        """Make and start the hypervisor networks ``nics`` need that do not exist yet, and
+        return the names of those made now. Called before the VM is defined, so that a
+        service on the host (the install server) can listen on a network's address; pass
+        the names to ``create`` as ``VMSpec.networks_made`` and, if the create does not
+        happen, to ``remove_networks``. A driver whose networks give the host no address
+        makes them in ``create`` and returns nothing here."""
+        return []
+
+    def remove_networks(self, names: list[str]) -> None:
+        """Remove networks ``ensure_networks`` made, unless a VM uses them by now."""
+        return None
+
+    def network_host_link(self, network: NetworkSpec) -> HostLink | None:
+        """Where ``network`` meets the machine vmlab runs on, for the firewall check;
+        None when it does not (a remote hypervisor, a user-mode NIC, vSphere)."""
+        return None
+
+    def preflight(self, spec: VMSpec, media_bytes: int = 0) -> list[Check]:
+        """What creating ``spec`` needs from the hypervisor, checked without changing
+        anything: acceleration, networks, room for the disk and ``media_bytes`` of uploaded
+        media, memory and CPUs."""
+        return []
 
     @abc.abstractmethod
     def start(self, ref: VMRef) -> None: ...

@@ -15,9 +15,10 @@ from urllib.parse import parse_qs, urlparse
 
 import libvirt
 
-from vmlab.drivers.base import (Driver, Endpoint, KernelBoot, OwnedObject, PowerState,
-                                ProgressFn, VMRef, VMSpec, _quiet)
-from vmlab.drivers.libvirt import storage
+from vmlab.drivers.base import (Check, Driver, Endpoint, KernelBoot, NetworkSpec, OwnedObject,
+                                PowerState, ProgressFn, VMRef, VMSpec, _quiet)
+from vmlab.drivers.libvirt import networks, storage
+from vmlab.drivers.libvirt.networks import NetworkOperations
 from vmlab.drivers.libvirt.snapshots import SnapshotOperations
 from vmlab.drivers.libvirt.xml import (VMLAB_NS, BootFiles, Ownership, domain_xml,
                                        network_xml)
@@ -80,7 +81,7 @@ def connection_hint(uri: str) -> str:
             "-d`); a user other than root needs to be in the libvirt group, or qemu:///session")
 
 
-class LibvirtDriver(SnapshotOperations, Driver):
+class LibvirtDriver(NetworkOperations, SnapshotOperations, Driver):
     kind = "libvirt"
 
     def __init__(self, uri: str = "qemu:///system", pool: str = "vmlab",
@@ -164,12 +165,14 @@ class LibvirtDriver(SnapshotOperations, Driver):
         if self._lookup(spec.name) is not None:
             raise DriverError(f"a VM named {spec.name!r} already exists on {self.uri}")
         made_volumes: list[libvirt.virStorageVol] = []
-        made_networks: list[libvirt.virNetwork] = []
+        made_networks: list[str] = []
         try:
+            made_networks += self.ensure_networks(spec.nics)
             pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
             owner = Ownership(lab=spec.lab, created=datetime.now(timezone.utc).isoformat(
                 timespec="seconds"), serial_log=f"{SERIAL_LOG_DIR}/{spec.name}-serial.log",
-                home=spec.home)
+                home=spec.home, networks=list(dict.fromkeys(spec.networks_made +
+                                                            tuple(made_networks))))
             base = None
             if spec.disk.image is not None:
                 base = storage.ensure_base_volume(self.conn, pool, spec.disk.image,
@@ -200,12 +203,9 @@ class LibvirtDriver(SnapshotOperations, Driver):
             for nic in spec.nics:
                 if nic.role == "provider":
                     owner.provider_mac = nic.mac
-                if nic.network.kind in ("nat", "isolated"):
-                    network = self._ensure_network(nic.network)
-                    if network is not None:
-                        made_networks.append(network)
-                        owner.networks.append(network.name())
-                elif nic.forward_port is not None:
+                if nic.network.kind in networks.BRIDGED:
+                    continue  # made or found by ensure_networks above
+                if nic.forward_port is not None:
                     owner.forwards[nic.forward_port] = self._pick_port()
             owner.volumes = [v.name() for v in made_volumes]
             xml = domain_xml(spec, domain_type=self._domain_type(spec), pool=self.pool_name,
@@ -216,8 +216,7 @@ class LibvirtDriver(SnapshotOperations, Driver):
         except BaseException:
             for volume in reversed(made_volumes):
                 storage.delete_volume(volume)
-            for network in made_networks:
-                self._remove_network(network)
+            self.remove_networks(made_networks)
             raise
 
     def _lookup(self, name: str) -> libvirt.virDomain | None:
@@ -242,7 +241,12 @@ class LibvirtDriver(SnapshotOperations, Driver):
                                     "version` answers, run the command again")
         return DriverError(f"{what} failed: {_message(exc)}")
 
-    def _ensure_network(self, spec) -> libvirt.virNetwork | None:
+    def preflight(self, spec: VMSpec, media_bytes: int = 0) -> list[Check]:
+        from vmlab.drivers.libvirt import preflight
+
+        return preflight.checks(self, spec, media_bytes)
+
+    def _ensure_network(self, spec: NetworkSpec) -> libvirt.virNetwork | None:
         """Define and start the network if missing; return it only when made here."""
         try:
             self.conn.networkLookupByName(spec.name)

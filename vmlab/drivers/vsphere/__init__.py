@@ -19,7 +19,7 @@ from typing import Any
 from pyVim.connect import Disconnect
 from pyVmomi import vim, vmodl
 
-from vmlab.drivers.base import (Driver, Endpoint, KernelBoot, OwnedObject, PowerState,
+from vmlab.drivers.base import (Check, Driver, Endpoint, KernelBoot, OwnedObject, PowerState,
                                 ProgressFn, Snapshot, VMRef, VMSpec, _quiet)
 from vmlab.drivers.vsphere import inventory, networks
 from vmlab.drivers.vsphere.media import DatastoreFiles, remote_name
@@ -426,6 +426,12 @@ class VsphereDriver(Driver):
 
     def console_log_path(self, ref: VMRef) -> str | None:
         return None
+
+    @translated("checking what creating a VM needs")
+    def preflight(self, spec: VMSpec, media_bytes: int = 0) -> list[Check]:
+        from vmlab.drivers.vsphere import preflight
+
+        return preflight.checks(self, spec, media_bytes)
 
     def acceleration(self) -> str:
         return "vmware"
