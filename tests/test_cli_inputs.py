@@ -24,6 +24,7 @@ BAD_NAMES = ["../x", "..", "ABSOLUTE", "a/b", "A", "a b", "-x", "", "a" * 41, "a
 LAB_COMMANDS = {
     "create": ["create", "--profile", "demo"],
     "plan": ["plan", "--profile", "demo"],
+    "preflight": ["preflight", "--profile", "demo", "--no-urls"],
     "render kickstart": ["render", "kickstart", "--profile", "newton-aio"],
     "openrc": ["openrc", "admin"],
     "provision": ["provision"],

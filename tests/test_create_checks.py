@@ -39,9 +39,21 @@ def test_create_refuses_what_plan_refuses_before_connecting_or_making_a_file(
     assert not home.state_dir.exists(), sorted(home.root.rglob("*"))
 
 
-def test_a_failed_create_keeps_its_log_with_the_reason_and_names_it(home, vmlab_cli, tmp_path,
-                                                                    closed_port):
+def test_a_create_that_cannot_reach_its_hypervisor_stops_at_the_preflight_leaving_nothing(
+        home, vmlab_cli, tmp_path, closed_port):
     far = f"qemu+tcp://127.0.0.1:{closed_port}/system"
+    profile = write_profile(tmp_path / "t1.yaml", far)
+    result = vmlab_cli("create", "--profile", str(profile))
+    assert result.code == 3, result  # unavailable, as for every command that cannot reach it
+    assert f"connection: cannot connect to libvirt at {far}" in result.err
+    assert "check that 127.0.0.1:" in result.err
+    assert not home.state_dir.exists(), sorted(home.root.rglob("*"))
+
+
+def test_a_failed_create_keeps_its_log_with_the_reason_and_names_it(home, vmlab_cli, tmp_path,
+                                                                    monkeypatch, closed_port):
+    far = f"qemu+tcp://127.0.0.1:{closed_port}/system"
+    monkeypatch.setattr("vmlab.preflight.require", lambda *args, **kwargs: None)
     profile = write_profile(tmp_path / "t1.yaml", far)
     result = vmlab_cli("create", "--profile", str(profile))
     assert result.code == 3, result
@@ -60,6 +72,7 @@ def test_an_interrupted_create_keeps_its_log_and_says_where(home, vmlab_cli, tmp
         raise KeyboardInterrupt
 
     monkeypatch.setattr("vmlab.lab._create_locked", interrupted)
+    monkeypatch.setattr("vmlab.preflight.require", lambda *args, **kwargs: None)
     profile = write_profile(tmp_path / "t1.yaml", "test:///unused.xml")
     result = vmlab_cli("create", "--profile", str(profile))
     assert result.code == 130

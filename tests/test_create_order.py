@@ -48,7 +48,7 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture
 def host(home, monkeypatch):
     driver = SharedDriver(f"test://{host_xml(home / 'host.xml')}")
-    monkeypatch.setattr(labs, "open_driver", lambda loaded: driver)
+    monkeypatch.setattr(labs, "open_driver", lambda hypervisor: driver)
     yield driver
     LibvirtDriver.close(driver)
 
@@ -135,7 +135,7 @@ def test_a_failure_before_the_vm_removes_the_networks_made_for_it(home, host, ev
 def test_a_colliding_subnet_stops_create_before_anything_is_made(home, monkeypatch):
     # a host whose libvirt has its usual `default` network on 192.168.122.0/24
     driver = SharedDriver(f"test://{host_xml(home / 'host.xml', networks=DEFAULT_NETWORK)}")
-    monkeypatch.setattr(labs, "open_driver", lambda loaded: driver)
+    monkeypatch.setattr(labs, "open_driver", lambda hypervisor: driver)
     profile = kickstart_profile(home, provider="192.168.122.0/24")
     try:
         with pytest.raises(VmlabError) as info:

@@ -86,7 +86,7 @@ def test_a_hypervisor_that_does_not_answer_is_a_failed_check(cli, mirror, tmp_pa
                              f"{closed_port()}/system")
     result = cli("preflight", "--profile", str(profile), "--no-urls", expect=1)
     assert "FAIL  connection" in result.stdout and "cannot connect to libvirt" in result.stdout
-    assert "fix: is libvirtd running?" in result.stdout
+    assert "fix: check that 127.0.0.1:" in result.stdout  # the hint fits a qemu+tcp:// URI
 
 
 # -- create runs the preflight first ------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_create_stops_before_anything_is_made_when_firewalld_rejects(home, firew
     from vmlab import paths
 
     driver = SharedDriver(f"test://{host_xml(home / 'host.xml')}")
-    monkeypatch.setattr(labs, "open_driver", lambda loaded: driver)
+    monkeypatch.setattr(labs, "open_driver", lambda hypervisor: driver)
     path = newton_profile(home / "fw.yaml", Mirror(home, closed_port()), "test:///unused")
     try:
         with pytest.raises(VmlabError) as info:
@@ -164,7 +164,7 @@ def test_the_port_the_server_really_took_is_checked_before_the_vm_is_defined(
     firewalld.state["zones"]["libvirt"]["ports"] = [f"{INSTALL_PORTS[0]}/tcp"]
     firewalld.save()
     driver = SharedDriver(f"test://{host_xml(home / 'host.xml')}")
-    monkeypatch.setattr(labs, "open_driver", lambda loaded: driver)
+    monkeypatch.setattr(labs, "open_driver", lambda hypervisor: driver)
     original = InstallServer.__init__
 
     def on_simulated_host(self, bind, files, **options):

@@ -4,12 +4,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 import click
 
 from vmlab import __version__
 from vmlab.progress import CommandEvent, Progress, Waiting, format_duration
+
 
 def _lab_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Refuse a lab name outside the grammar as the command line is read, before any file or

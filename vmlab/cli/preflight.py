@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from vmlab.cli.base import JSON_OPTION, _print_json, cli
+from vmlab.cli.base import JSON_OPTION, NEW_LAB_OPTION, _print_json, cli
 from vmlab.errors import EXIT_FAILED
 
 STATUS_STYLE = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
@@ -12,8 +12,7 @@ STATUS_STYLE = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAI
 @cli.command()
 @click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
               help="The profile to check (see `vmlab profiles`).")
-@click.option("--lab", "lab", metavar="NAME",
-              help="The name the lab would get (default: the profile's name).")
+@NEW_LAB_OPTION
 @click.option("--no-urls", is_flag=True,
               help="Skip the URL checks (the install ISO, trees, repositories, images).")
 @click.option("--timeout", type=click.FloatRange(0.5, 60), default=5.0, show_default=True,
@@ -43,13 +42,12 @@ def preflight(profile: str, lab: str | None, no_urls: bool, timeout: float,
       vmlab preflight --profile ./my-lab.yaml --lab test1 --json
       vmlab preflight --profile demo --no-urls
     """
-    from vmlab.lab import _check_lab_name
+    from vmlab.names import check_lab_name
     from vmlab.preflight import run
     from vmlab.profile import load_profile
 
     loaded = load_profile(profile)
-    name = lab or loaded.profile.name
-    _check_lab_name(name)
+    name = check_lab_name(lab if lab is not None else loaded.profile.name)
     report = run(name, loaded, urls=not no_urls, timeout=timeout)
     if as_json:
         _print_json(report.to_json())

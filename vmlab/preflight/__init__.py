@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vmlab import paths
 from vmlab.drivers.base import Check, DiskSpec, Driver
-from vmlab.errors import EXIT_FAILED, VmlabError
+from vmlab.errors import EXIT_FAILED, EXIT_INFRA, VmlabError
 from vmlab.preflight import urls as url_checks
 from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile
 from vmlab.progress import QUIET, Progress
@@ -60,12 +60,16 @@ class Report:
 
 
 class PreflightFailed(VmlabError):
-    """A check that would stop the create failed; nothing has been made."""
+    """A check that would stop the create failed; nothing has been made. The exit code is
+    3 (unavailable) when the only failure is that the hypervisor does not answer, as for
+    every other command that cannot reach it; 1 otherwise."""
 
     exit_code = EXIT_FAILED
 
     def __init__(self, failures: list[Check], profile: str, what: str = "nothing was made") \
             -> None:
+        if all(c.area == "hypervisor" and c.name == "connection" for c in failures):
+            self.exit_code = EXIT_INFRA
         self.problems = [f"{c.name}: {c.detail}" for c in failures]
         fixes = [c.fix for c in failures if c.fix]
         super().__init__(
@@ -90,7 +94,7 @@ def run(lab: str, loaded: LoadedProfile, *, urls: bool = True,
         if urls else None
     driver: Driver | None = None
     try:
-        driver = open_driver(loaded)
+        driver = open_driver(loaded.profile.hypervisor)
     except VmlabError as exc:
         checks.append(Check("hypervisor", "connection", "fail", exc.message, exc.hint or ""))
     answered = pending.results() if pending is not None else []
@@ -103,7 +107,7 @@ def run(lab: str, loaded: LoadedProfile, *, urls: bool = True,
         checks.append(Check("urls", "URLs", "warn", "not checked (asked not to)"))
     checks.append(_cache_room(loaded, media))
     checks.sort(key=lambda c: AREAS.index(c.area) if c.area in AREAS else len(AREAS))
-    return Report(profile.name, lab, hypervisor_uri(profile), checks,
+    return Report(profile.name, lab, hypervisor_uri(profile.hypervisor), checks,
                   time.monotonic() - started)
 
 
@@ -118,7 +122,7 @@ def _hypervisor_checks(driver: Driver, lab: str, loaded: LoadedProfile,
         checks = []
         if found is not None:
             checks.append(Check("lab", f"VM {vm_name(lab)}", "fail",
-                                f"a VM of that name exists on {hypervisor_uri(profile)}",
+                                f"a VM of that name exists on {hypervisor_uri(profile.hypervisor)}",
                                 "remove it, or create the lab under another --lab name"))
         checks += driver.preflight(spec, media)
         checks += serving.checks(driver, loaded, lab)
