@@ -51,6 +51,10 @@ class RunReport:
     status: str = "running"
     exit_code: int = EXIT_OK
     error: str | None = None
+    #: The error's problems, one per line, and what to do about them (a nightly reader's
+    #: only view of why the run stopped)
+    problems: list[str] = field(default_factory=list)
+    hint: str | None = None
     driver: str | None = None
     acceleration: str | None = None
     vmlab_version: str = __version__
@@ -108,6 +112,8 @@ def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = No
         except VmlabError as exc:
             attempts_before = {}
             report.status, report.exit_code, report.error = "error", exc.exit_code, exc.message
+            report.problems = list(getattr(exc, "problems", []))
+            report.hint = exc.hint
         report.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _collect(report, name, loaded.profile.stage_names, attempts_before, from_stage, run_dir,
                  total=time.monotonic() - clock)
@@ -281,7 +287,9 @@ def junit_xml(report: RunReport, total: float) -> bytes:
     if report.status == "error":
         case = ET.SubElement(suite, "testcase", {"classname": f"vmlab.{report.lab}",
                                                  "name": "infrastructure"})
-        ET.SubElement(case, "error", {"message": (report.error or "")[:500]})
+        error = ET.SubElement(case, "error", {"message": (report.error or "")[:500]})
+        error.text = "\n".join(report.problems + ([f"hint: {report.hint}"] if report.hint
+                                                    else []))
     cases = suite.findall("testcase")
     for attribute, child in (("failures", "failure"), ("errors", "error"),
                              ("skipped", "skipped")):

@@ -51,8 +51,12 @@ def rebuild(profile: str, lab: str | None, from_stage: str | None, from_scratch:
             click.echo(f"  {stage.status:<8} {stage.name} ({stage.attempts} attempt"
                        f"{'s' if stage.attempts != 1 else ''}, {stage.duration:.0f}s)")
         click.echo(f"rebuild {report.status}; report in {report.run_dir}")
-        if report.error:
-            click.echo(f"error: {report.error}", err=True)
+    if report.error:  # on stderr in --json mode too: a nightly log shows why it stopped
+        click.echo(f"error: {report.error}", err=True)
+        for problem in report.problems:
+            click.echo(f"  - {problem}", err=True)
+        if report.hint:
+            click.echo(f"hint: {report.hint}", err=True)
     sys.exit(report.exit_code)
 
 
