@@ -34,11 +34,26 @@ REPOMD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
 class _Quiet(SimpleHTTPRequestHandler):
     #: paths answered with 405 to HEAD, as some download servers do
     refuse_head: set[str] = set()
+    #: path -> how many more requests for it get a 503, as from a busy mirror
+    busy: dict[str, int] = {}
 
     def log_message(self, format: str, *args: object) -> None:
         return None
 
+    def _busy(self) -> bool:
+        if self.busy.get(self.path, 0) > 0:
+            self.busy[self.path] -= 1
+            self.send_error(503)
+            return True
+        return False
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if not self._busy():
+            super().do_GET()
+
     def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        if self._busy():
+            return
         if self.path in self.refuse_head:
             self.send_error(405)
             return
@@ -57,6 +72,7 @@ class Mirror:
     root: Path
     port: int
     refuse_head: set[str] = field(default_factory=set)
+    busy: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
@@ -78,12 +94,13 @@ class Mirror:
 def serve(root: Path) -> Iterator[Mirror]:
     root.mkdir(parents=True, exist_ok=True)
     refuse_head: set[str] = set()
-    handler = type("Handler", (_Quiet,), {"refuse_head": refuse_head})
+    busy: dict[str, int] = {}
+    handler = type("Handler", (_Quiet,), {"refuse_head": refuse_head, "busy": busy})
     server = _Server(("127.0.0.1", 0), partial(handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Mirror(root, server.server_address[1], refuse_head)
+        yield Mirror(root, server.server_address[1], refuse_head, busy)
     finally:
         server.shutdown()
         server.server_close()
