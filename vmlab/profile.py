@@ -118,7 +118,7 @@ class KickstartInstall(Strict):
     method: Literal["kickstart"]
     template: str = "centos7.ks.j2"
     iso_url: str = "https://vault.centos.org/7.9.2009/isos/x86_64/CentOS-7-x86_64-Minimal-2009.iso"
-    iso_sha256: str = Field("07b94e6b1a0b0260b94c83d6bb76b26bf7a310dc78d273c54eb5fad73fbd8a8c",
+    iso_sha256: str = Field("07b94e6b1a0b0260b94c83d6bb76b26bf7a310dc78d7a9c7432809fb9bc6194a",
                             pattern=r"^[0-9a-f]{64}$")
     #: The install tree the kickstart's `url` command points at.
     install_url: str = "http://vault.centos.org/7.9.2009/os/x86_64/"
