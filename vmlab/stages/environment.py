@@ -9,6 +9,29 @@ from vmlab.stages.base import Context, Stage, StageEnv
 
 # -- prep: mirrors, updates, proxy, firewall and SELinux off, reboot -------------------------
 
+#: The repo files of CentOS's release packages: centos-release (CentOS-Base.repo, ...) and
+#: the SIGs' (CentOS-OpenStack-newton.repo, CentOS-Ceph-Jewel.repo, CentOS-QEMU-EV.repo).
+STOCK_REPOS = "/etc/yum.repos.d/CentOS-*.repo"
+
+
+def disable_stock_repos() -> str:
+    """Disable every section of the stock repo files in place, their URLs commented out.
+
+    rpm owns these files as %config(noreplace): one edited in place stays as it is when its
+    package is upgraded (the package's new version is written as .rpmnew), while one that
+    was moved away or deleted is put back, its dead mirrorlist enabled again. Idempotent.
+    """
+    return (f"for f in {STOCK_REPOS}; do [ -e \"$f\" ] || continue; "
+            "sed -i -e '/^[[:space:]]*enabled[[:space:]]*=/d' "
+            "-e 's/^[[:space:]]*\\(mirrorlist\\|baseurl\\)[[:space:]]*=/#vmlab-disabled: &/' "
+            "-e 's/^\\[[^]]*\\]/&\\nenabled=0/' \"$f\"; done")
+
+
+def only_vmlab_repos() -> str:
+    """Fails when a repo file other than vmlab's still names a URL (an enabled stock repo)."""
+    return ("! grep -E -l '^[[:space:]]*(mirrorlist|baseurl)[[:space:]]*=' "
+            "$(ls /etc/yum.repos.d/*.repo | grep -v '/vmlab-') /dev/null")
+
 
 def prepare_host(c: Context, env: StageEnv) -> None:
     p = env.platform
@@ -16,10 +39,9 @@ def prepare_host(c: Context, env: StageEnv) -> None:
         c.put(env.render("openstack/proxy.sh.j2"), "/etc/profile.d/proxy.sh")
     if p.name == "centos7":
         # Erratum: the manual's CentOS mirrors are gone; the vault (or the manual's aliyun
-        # mirror, or a custom one) replaces the stock mirrorlist entries.
-        c.run("mkdir -p /etc/yum.repos.d/disabled && "
-              "find /etc/yum.repos.d -maxdepth 1 -name 'CentOS-*.repo' "
-              "-exec mv -f {} /etc/yum.repos.d/disabled/ \\;")
+        # mirror, or a custom one) replaces the stock mirrorlist entries, which are disabled
+        # in place so that no package upgrade brings them back.
+        c.run(disable_stock_repos())
         c.put(env.render("openstack/centos-base.repo.j2"), "/etc/yum.repos.d/vmlab-base.repo")
         if env.openstack.proxy:
             c.run(f"grep -q '^proxy=' /etc/yum.conf || echo 'proxy={env.openstack.proxy}' "
@@ -33,6 +55,9 @@ def prepare_host(c: Context, env: StageEnv) -> None:
     if p.refresh_command:
         c.run(p.refresh_command)
     c.run(p.upgrade_command)
+    if p.name == "centos7":
+        # The upgrade updates centos-release; a repo file it adds is disabled too.
+        c.run(disable_stock_repos())
     c.run(p.install("net-tools"))
     if p.has_firewalld:
         c.run("systemctl disable --now firewalld 2>/dev/null || true")
@@ -42,6 +67,8 @@ def prepare_host(c: Context, env: StageEnv) -> None:
 
 def verify_prepared(c: Context, env: StageEnv) -> None:
     c.run("command -v netstat")
+    if env.platform.name == "centos7":
+        c.run(only_vmlab_repos())
     if env.platform.has_selinux:
         c.run("test \"$(getenforce)\" = Disabled")
     if env.platform.has_firewalld:
