@@ -49,3 +49,26 @@ def test_a_second_run_of_prep_changes_nothing(tmp_path, stages):
     before = {p.name: p.read_text() for p in guest.repos.iterdir()}
     run_stage(guest, stages["prep"])
     assert {p.name: p.read_text() for p in guest.repos.iterdir()} == before
+
+
+def test_openstack_repos_disables_every_sig_repository_the_release_package_brings(
+        tmp_path, stages):
+    guest = YumGuest(tmp_path)
+    run_stage(guest, stages["prep"])
+    run_stage(guest, stages["openstack-repos"])
+    only_vault_repos_enabled(guest)
+    for name in NEWTON_RELEASE_FILES:
+        assert (guest.repos / name).is_file(), name  # in place, not moved: rpm keeps it
+    assert {"centos-openstack-newton", "centos-ceph-jewel", "centos-qemu-ev"} <= \
+        set(guest.repositories())
+    assert "vmlab-openstack-newton" in guest.enabled()
+
+
+def test_the_release_package_is_installed_with_the_newton_repository_disabled(
+        tmp_path, stages):
+    guest = YumGuest(tmp_path)
+    run_stage(guest, stages["prep"])
+    run_stage(guest, stages["openstack-repos"])
+    assert len(guest.release_installed_with) == 1
+    enabled = guest.release_installed_with[0]
+    assert "vmlab-openstack-release" in enabled and "vmlab-openstack-newton" not in enabled

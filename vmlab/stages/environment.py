@@ -124,21 +124,29 @@ def verify_chrony(c: Context, env: StageEnv) -> None:
 def install_openstack_packages(c: Context, env: StageEnv) -> None:
     p = env.platform
     if p.name == "centos7":
-        # Erratum: the release package's mirrorlists no longer resolve; vmlab's repo file
-        # points at the vault (the release package still brings the Cloud SIG's GPG key).
+        # Erratum: the release package's mirrorlists no longer resolve. The release package
+        # comes from the extras of the release that shipped it, with the Newton repository
+        # disabled: the package lives there too, but that repository's key
+        # (RPM-GPG-KEY-CentOS-SIG-Cloud) is on disk only once the package is installed.
+        # Its repo files, and those of the Ceph Jewel and QEMU-EV SIG packages it requires,
+        # point at mirror.centos.org and are disabled in place; vmlab's own file points
+        # the Newton repository at the vault.
         c.put(env.render("openstack/centos-openstack.repo.j2"),
               "/etc/yum.repos.d/vmlab-openstack.repo")
-        c.run(p.install("openstack-release"))
-        c.run("mkdir -p /etc/yum.repos.d/disabled && "
-              "find /etc/yum.repos.d -maxdepth 1 -name 'CentOS-OpenStack-*.repo' "
-              "-exec mv -f {} /etc/yum.repos.d/disabled/ \\;")
+        c.run(p.install("openstack-release",
+                        disable_repos=(f"vmlab-openstack-{env.openstack.release}",)))
+        c.run(disable_stock_repos())
         c.run("yum clean all")
     c.run(p.upgrade_command)
+    if p.name == "centos7":
+        c.run(disable_stock_repos())
     c.run(p.install("openstack-client"))
 
 
 def verify_openstack_packages(c: Context, env: StageEnv) -> None:
     c.run("openstack --version")
+    if env.platform.name == "centos7":
+        c.run(only_vmlab_repos())
 
 
 STAGES = [
