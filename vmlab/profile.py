@@ -232,7 +232,8 @@ class VM(Strict):
     memory_mib: Int = Field(1024, ge=256, le=MAX_MEMORY_MIB)
     disk_gib: Int = Field(4, ge=1, le=2048)
     accel: Literal["auto", "kvm", "tcg"] = "auto"
-    dns: tuple[ipaddress.IPv4Address, ...] = (ipaddress.IPv4Address("10.0.2.3"),)
+    #: Name servers of the guest; null: the provider network's own (vmlab.dns.guest_dns).
+    dns: tuple[ipaddress.IPv4Address, ...] | None = None
     nics: tuple[Nic, ...]
 
     @field_validator("hostname")

@@ -78,6 +78,14 @@ class StageEnv:
                 for nic in self.profile.vm.nics]
 
     @property
+    def dns(self) -> list[str] | None:
+        """The guest's name servers (vmlab.dns); None: those of the provider's DHCP lease."""
+        from vmlab.dns import guest_dns
+
+        servers = guest_dns(self.profile)
+        return None if servers is None else [str(server) for server in servers]
+
+    @property
     def management_subnet(self) -> str:
         nic = self.profile.vm.nic("management") or self.profile.vm.nic("provider")
         assert nic is not None

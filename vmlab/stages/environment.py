@@ -89,7 +89,8 @@ def configure_network(c: Context, env: StageEnv) -> None:
     # Debian 12 guests get both NICs configured by MAC at every boot by vmlab's image seed;
     # verify_network checks the result the same way on both platforms.
     c.put(env.render("openstack/hosts.j2"), "/etc/hosts")
-    c.put(env.render("openstack/resolv.conf.j2"), "/etc/resolv.conf")
+    if env.dns is not None:  # else the DHCP lease's servers stay (vSphere)
+        c.put(env.render("openstack/resolv.conf.j2"), "/etc/resolv.conf")
 
 
 def verify_network(c: Context, env: StageEnv) -> None:
@@ -98,6 +99,8 @@ def verify_network(c: Context, env: StageEnv) -> None:
             c.run(f"ip -o -4 addr show | grep -i -q ' {nic['address']}/{nic['prefix']} '")
             c.run(f"ip -o link | grep -i -q 'link/ether {nic['mac']} '")
     c.run(f"getent hosts controller | grep -q '^{env.management_address} '")
+    for server in env.dns or ():  # still there after the stage's reboot
+        c.run(f"grep -q '^nameserver {server}$' /etc/resolv.conf")
     c.run("! grep -q '^127.0.1.1' /etc/hosts")
     if env.openstack.outside_host:
         c.run(f"getent hosts {env.openstack.outside_host}")
