@@ -130,7 +130,7 @@ def test_install_boot_and_final_domain_on_the_test_driver(tmp_path):
     kernel, initrd, iso = tmp_path / "vmlinuz", tmp_path / "initrd.img", tmp_path / "c7.iso"
     for path in (kernel, initrd, iso):
         path.write_bytes(b"x" * 1024)
-    cmdline = install_boot_cmdline(ks_url="http://192.168.122.1:8000/t/ks.cfg",
+    cmdline = install_boot_cmdline(ks_url="http://192.168.123.1:8000/t/ks.cfg",
                                    stage2="hd:LABEL=CentOS\\x207\\x20x86_64")
     spec = build_vm_spec("newton-aio", loaded.profile, disk=DiskSpec(20),
                          boot=KernelBoot(kernel, initrd, cmdline), cdroms=(iso,),
