@@ -82,15 +82,31 @@ def configure_network(c: Context, env: StageEnv) -> None:
     if env.platform.name == "centos7":
         # The manual's eno16777736/eno33554984 names depend on the hypervisor: match by MAC.
         for nic in env.nics:
-            c.run(f"grep -lis '^HWADDR=\"\\?{nic['mac']}' /etc/sysconfig/network-scripts/ifcfg-* "
-                  "| xargs -r rm -f")
-            c.put(env.render("openstack/ifcfg.j2", nic=nic),
-                  f"/etc/sysconfig/network-scripts/ifcfg-{nic['role']}")
+            c.run(remove_other_ifcfg(nic["mac"], nic["role"]))
+            c.put(env.render("openstack/ifcfg.j2", nic=nic), f"{IFCFG}/ifcfg-{nic['role']}")
     # Debian 12 guests get both NICs configured by MAC at every boot by vmlab's image seed;
     # verify_network checks the result the same way on both platforms.
     c.put(env.render("openstack/hosts.j2"), "/etc/hosts")
     if env.dns is not None:  # else the DHCP lease's servers stay (vSphere)
         c.put(env.render("openstack/resolv.conf.j2"), "/etc/resolv.conf")
+
+
+IFCFG = "/etc/sysconfig/network-scripts"
+
+
+def remove_other_ifcfg(mac: str, role: str) -> str:
+    """Remove every ifcfg file but vmlab's for the NIC with ``mac``: the one named after its
+    device, and any whose DEVICE, NAME or HWADDR names it. Anaconda writes ifcfg-<device>
+    with DEVICE= and NAME= but usually no HWADDR=; left in place, it is a second profile
+    for the same NIC (NetworkManager activates either)."""
+    return (f"dev=$(grep -l -i -x '{mac}' /sys/class/net/*/address | head -n 1); "
+            "dev=${dev%/address}; dev=${dev##*/}; "
+            f"[ -n \"$dev\" ] || {{ echo 'no NIC has MAC {mac}' >&2; exit 1; }}; "
+            f"for f in {IFCFG}/ifcfg-*; do "
+            f"[ \"$f\" = {IFCFG}/ifcfg-{role} ] && continue; "
+            f"if [ \"$f\" = \"{IFCFG}/ifcfg-$dev\" ] || grep -q -i -E "
+            f"\"^(DEVICE|NAME)=[\\\"']?$dev[\\\"']?\\$|^HWADDR=[\\\"']?{mac}\" \"$f\"; "
+            "then rm -f \"$f\"; fi; done")
 
 
 def verify_network(c: Context, env: StageEnv) -> None:
