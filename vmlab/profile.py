@@ -302,13 +302,9 @@ class OpenStack(Strict):
                                     "2.centos.pool.ntp.org")
     #: A host name resolved to check outside DNS in the network stage; null skips it.
     outside_host: str | None = "openstack.org"
-    #: The manual's other nodes, on the management network (/etc/hosts).
-    hosts: dict[str, ipaddress.IPv4Address] = {
-        "compute1": ipaddress.IPv4Address("192.168.70.31"),
-        "block1": ipaddress.IPv4Address("192.168.70.41"),
-        "object1": ipaddress.IPv4Address("192.168.70.51"),
-        "object2": ipaddress.IPv4Address("192.168.70.52"),
-    }
+    #: The manual's other nodes in /etc/hosts; null: an all-in-one, as the manual's hosts
+    #: file has it (compute1, block1, object1, object2 on the controller's address).
+    hosts: dict[str, ipaddress.IPv4Address] | None = None
     #: The test image uploaded to Glance; null: a small qcow2 made on the host with qemu-img.
     image_url: str | None = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
     image_sha256: Sha256 | None = None
