@@ -92,9 +92,13 @@ def install_memcached(c: Context, env: StageEnv) -> None:
 def verify_memcached(c: Context, env: StageEnv) -> None:
     address = env.management_address
     c.run(wait_for_port(address, 11211, seconds=10))
-    verify_after_network_online(c, env, "memcached")
     c.run(f"exec 3<>/dev/tcp/{address}/11211 && printf 'version\\r\\n' >&3 && "
           "read -t 5 reply <&3 && echo \"$reply\" | grep -q '^VERSION '")
+
+
+def verify_memcached_stage(c: Context, env: StageEnv) -> None:
+    verify_memcached(c, env)
+    verify_after_network_online(c, env, "memcached")
 
 
 STAGES = [
@@ -102,6 +106,6 @@ STAGES = [
           description="MariaDB on the management address, secured without prompts"),
     Stage("rabbitmq", install_rabbitmq, verify_rabbitmq,
           description="RabbitMQ with the openstack user and its permissions"),
-    Stage("memcached", install_memcached, verify_memcached,
+    Stage("memcached", install_memcached, verify_memcached_stage,
           description="memcached on the management address"),
 ]
