@@ -293,7 +293,9 @@ class OpenStack(Strict):
     mirror: Literal["vault", "aliyun", "custom", "debian"] = "vault"
     mirror_url: str | None = None
     centos_release: str = "7.9.2009"
-    openstack_repo_url: str = "http://vault.centos.org/7.3.1611/cloud/$basearch/openstack-newton/"
+    #: The Cloud SIG's Newton repository: the vault's 7.4.1708 tree holds Newton's last
+    #: builds (docs/newton-aio.md, "Which Newton tree").
+    openstack_repo_url: str = "http://vault.centos.org/7.4.1708/cloud/$basearch/openstack-newton/"
     #: Where the release package (centos-release-openstack-newton) is: the extras of the
     #: CentOS release that shipped Newton.
     release_repo_url: str = "http://vault.centos.org/7.3.1611/extras/$basearch/"

@@ -1,7 +1,9 @@
-"""newton-aio's install ISO: the shipped checksum is the one CentOS publishes next to the
-ISO in the vault, so the URL check (and the download's verification) accept the real file."""
+"""Where newton-aio gets CentOS and Newton: the shipped ISO checksum is the one CentOS
+publishes next to the ISO in the vault, so the URL check (and the download's verification)
+accept the real file; the Newton repository is the vault's 7.4.1708 tree, as the docs say."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +14,7 @@ from vmlab.preflight import urls
 from vmlab.profile import KickstartInstall, load_profile
 
 PUBLISHED = Path(__file__).parent / "data" / "centos" / "vault-7.9.2009-isos-sha256sum.txt"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "newton-aio.md"
 
 
 def published() -> dict[str, str]:
@@ -52,3 +55,14 @@ def test_the_url_check_accepts_the_shipped_sha256_against_the_vaults_list(home):
     iso = next(r for r in results if r.check.name == "install ISO")
     assert iso.check.status == "ok", iso.check.detail
     assert iso.size == ISO_BYTES and "sha256 as in the mirror's sha256sum.txt" in iso.check.detail
+
+
+def test_the_newton_repository_is_the_vaults_last_newton_tree_as_documented():
+    from vmlab.profile import OpenStack
+
+    shipped = load_profile("newton-aio").profile.openstack.openstack_repo_url
+    assert shipped == OpenStack().openstack_repo_url
+    assert re.fullmatch(r"http://vault\.centos\.org/7\.4\.1708/cloud/\$basearch/"
+                        r"openstack-newton/", shipped)
+    section = DOC.read_text().split("## Which Newton tree", 1)[1].split("\n## ", 1)[0]
+    assert f"`{shipped}`" in section
