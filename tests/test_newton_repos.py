@@ -72,3 +72,22 @@ def test_the_release_package_is_installed_with_the_newton_repository_disabled(
     assert len(guest.release_installed_with) == 1
     enabled = guest.release_installed_with[0]
     assert "vmlab-openstack-release" in enabled and "vmlab-openstack-newton" not in enabled
+
+
+def test_the_verify_fails_while_a_stock_repository_names_a_url(tmp_path):
+    from vmlab.stages.environment import disable_stock_repos, only_vmlab_repos
+
+    guest = YumGuest(tmp_path)
+    assert guest.run(only_vmlab_repos()) != 0  # CentOS-Base.repo as installed
+    assert guest.run(disable_stock_repos()) == 0
+    assert guest.run(only_vmlab_repos()) == 0
+    assert guest.enabled() == {}
+
+
+def test_only_yum_can_leave_a_repository_out_of_one_install():
+    from vmlab.stages.platform import PLATFORMS
+
+    assert PLATFORMS["centos7"].install("chrony", disable_repos=("a", "b")) == \
+        "yum -y -q --disablerepo=a --disablerepo=b install chrony"
+    with pytest.raises(ValueError):
+        PLATFORMS["debian12"].install("chrony", disable_repos=("a",))
