@@ -23,7 +23,7 @@ ISO_SHA256 = "ab" * 32  # the mirror's sha256sum.txt and the profile agree on it
 TREE = "vault/7.9.2009/os/x86_64/"
 REPOS = ("vault/7.9.2009/os/x86_64/", "vault/7.9.2009/updates/x86_64/",
          "vault/7.9.2009/extras/x86_64/", "vault/7.3.1611/extras/x86_64/",
-         "vault/7.3.1611/cloud/x86_64/openstack-newton/")
+         "vault/7.4.1708/cloud/x86_64/openstack-newton/")
 IMAGE = "images/cirros-0.3.4-x86_64-disk.img"
 TREEINFO = "[general]\nfamily = CentOS\nversion = 7\narch = x86_64\n"
 REPOMD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -172,7 +172,7 @@ def newton_profile(path: Path, mirror: Mirror, uri: str, *, provider: str = "10.
           mirror: custom
           mirror_url: {mirror.url("vault/7.9.2009")}
           release_repo_url: {mirror.url("vault/7.3.1611/extras/$basearch/")}
-          openstack_repo_url: {mirror.url("vault/7.3.1611/cloud/$basearch/openstack-newton/")}
+          openstack_repo_url: {mirror.url("vault/7.4.1708/cloud/$basearch/openstack-newton/")}
           image_url: {mirror.url(IMAGE)}
         """) + extra)
     return path
