@@ -17,8 +17,10 @@ from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, CliProgress
 @NEW_LAB_OPTION
 @click.option("--no-provision", is_flag=True, help="Stop once the OS is up.")
 @click.option("--seed-passwords", metavar="VALUE", default=None,
+              envvar="VMLAB_SEED_PASSWORDS", show_envvar=True,
               help="Use VALUE for every generated secret (reproduces a manual's fixed "
-                   "passwords; not for shared labs).")
+                   "passwords; not for shared labs). Prefer the environment variable: a "
+                   "command line is visible to every user of the host.")
 @click.option("--no-preflight", is_flag=True,
               help="Skip the preflight's URL checks (the local checks always run).")
 def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: str | None,
