@@ -100,10 +100,8 @@ def snapshots(lab: str | None, as_json: bool) -> None:
       vmlab snapshots --json
     """
     from vmlab import labinfo
-    from vmlab.lab import open_lab
 
-    with open_lab(lab, "snapshots", lock=False) as lab_obj:
-        rows = labinfo.snapshot_rows(lab_obj)
+    rows = labinfo.snapshot_rows(lab)
     if as_json:
         _print_json(rows)
         return
@@ -278,10 +276,9 @@ def recover(lab: str, profile: str) -> None:
 
 
 def _ssh_args(lab: str | None) -> tuple[list[str], dict[str, Any]]:
-    from vmlab.lab import open_lab
+    from vmlab.labview import ssh_target
 
-    with open_lab(lab, "ssh", lock=False) as lab_obj:
-        target = lab_obj.target(lab_obj.ref())
+    target = ssh_target(lab)
     args = ["ssh", "-i", str(target.key_file), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={target.known_hosts}", "-o", "StrictHostKeyChecking=yes",
             "-o", "BatchMode=yes", "-p", str(target.port)]
@@ -323,7 +320,7 @@ def ssh_config(lab: str | None) -> None:
     Example:
       vmlab ssh-config >> ~/.ssh/config && ssh vmlab-demo
     """
-    from vmlab.lab import resolve_lab_name
+    from vmlab.paths import resolve_lab_name
 
     name = resolve_lab_name(lab)
     _, info = _ssh_args(name)

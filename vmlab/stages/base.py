@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-import jinja2
-
 from vmlab.errors import ProfileError, UsageError
+from vmlab.rendering import templates
 from vmlab.profile import OpenStack, Profile
 
 if TYPE_CHECKING:
@@ -38,12 +37,7 @@ class Context(Protocol):
     def exists(self, path: str) -> bool: ...
 
 
-_templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("vmlab", "templates"),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
+_templates = templates  # the stages' template environment
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,13 @@ class Platform:
     keystone_site_shipped: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
+    def keystone_urls(self) -> dict[str, str]:
+        """Keystone's endpoints by interface, as the keystone stage registers them."""
+        admin_port = self.keystone_admin_port
+        return {"admin": f"http://controller:{admin_port}/v3/",
+                "internal": f"http://controller:{admin_port}/v3/",
+                "public": "http://controller:5000/v3/"}
+
     def install(self, *roles: str) -> str:
         """The command that installs the packages of ``roles``."""
         names: list[str] = []
