@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -206,6 +205,8 @@ class LabFiles:
             return None
         if not isinstance(info, dict):
             return None
+        import socket
+
         if info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
             return None
         return info
@@ -242,6 +243,8 @@ class LabLock:
             raise LabLocked(f"lab {self.files.lab!r} is busy: {self.holder()}",
                             hint="wait for that command to finish; a lock left by a process "
                                  "that died is released automatically") from None
+        import socket
+
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
                 "since": now().isoformat()}
         write_atomic(self.files.lock_info, json.dumps(info).encode(), mode=0o644)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import traceback
 
 import click
 
@@ -45,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         result = cli.main(args=argv, prog_name="vmlab", standalone_mode=False)
     except VmlabError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         click.echo(f"error: {exc.message}", err=True)
         for problem in getattr(exc, "problems", []):
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception:  # a bug: still no bare traceback unless asked for
         if debug:
             raise
+        import traceback
+
         click.echo("error: vmlab failed unexpectedly: "
                    f"{traceback.format_exc().strip().splitlines()[-1]}", err=True)
         click.echo("hint: run again with --debug for the traceback, and report it", err=True)
