@@ -19,7 +19,8 @@ from tests.lab_harness import REPO
 #: Loaded by no command that only reads a lab.
 NEVER = ("pydantic", "fabric", "paramiko", "invoke", "yaml", "rich", "pyVmomi", "filelock",
          "vmlab.profile", "vmlab.statemodel", "vmlab.lab", "vmlab.remote", "vmlab.stages.base",
-         "vmlab.drivers.base", "vmlab.drivers.libvirt.driver")
+         "vmlab.drivers.base", "vmlab.drivers.libvirt.driver", "vmlab.cli.progress",
+         "vmlab.progress")
 
 RUN = """
 import json, sys

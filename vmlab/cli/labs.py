@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, CliProgress, _print_json,
-                            cli, lab_option)
+from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, _print_json, cli,
+                            cli_progress, lab_option)
 
 
 @cli.command()
@@ -37,7 +37,7 @@ def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: st
     from vmlab import lab as labs
 
     name = labs.create(profile, lab, provision=not no_provision, seed_passwords=seed_passwords,
-                       progress=CliProgress(), check_urls=not no_preflight)
+                       progress=cli_progress(), check_urls=not no_preflight)
     click.echo(f"lab {name} is ready" + (" (not provisioned)" if no_provision else ""))
 
 
@@ -52,7 +52,7 @@ def provision(lab: str | None) -> None:
     """
     from vmlab import lab as labs
 
-    labs.run_provision(lab, progress=CliProgress())
+    labs.run_provision(lab, progress=cli_progress())
     click.echo("every stage is done")
 
 
@@ -67,7 +67,7 @@ def resume(lab: str | None) -> None:
     """
     from vmlab import lab as labs
 
-    labs.run_provision(lab, progress=CliProgress())
+    labs.run_provision(lab, progress=cli_progress())
     click.echo("every stage is done")
 
 
@@ -85,7 +85,7 @@ def rollback(stage: str, lab: str | None) -> None:
     """
     from vmlab import lab as labs
 
-    labs.rollback(stage, lab, progress=CliProgress())
+    labs.rollback(stage, lab, progress=cli_progress())
     click.echo(f"rolled back {stage}; run `vmlab resume` to run it again")
 
 
@@ -250,7 +250,7 @@ def destroy(lab: str | None, forget: bool, yes: bool) -> None:
         labs.forget(name)
         click.echo(f"lab {name} forgotten")
     else:
-        labs.destroy(name, progress=CliProgress())
+        labs.destroy(name, progress=cli_progress())
         click.echo(f"lab {name} destroyed")
 
 
