@@ -237,8 +237,9 @@ def open_lab(lab: str | None, command: str, progress: Progress = QUIET,
              *, lock: bool = True, with_stages: bool = False) -> Iterator[Lab]:
     """Load the lab's state, connect to the hypervisor it records, and reconcile.
 
-    Commands that change the lab take its lock (``lock=True``); read-only ones (status,
-    snapshots, ssh) do not, so they work while a long provision runs. Only commands that
+    Commands that change the lab take its lock (``lock=True``); read-only ones (a rebuild's
+    report) do not, so they work while a long provision runs (status, snapshots and ssh do
+    not open the lab at all: vmlab.labview). Only commands that
     run stages (``with_stages``) read the lab's profile: everything else works from the
     state, whatever became of the profile file.
     """
