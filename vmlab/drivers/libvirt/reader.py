@@ -28,6 +28,9 @@ _SNAPSHOT_STATES = {"running": PowerState.RUNNING, "shutoff": PowerState.SHUTOFF
 
 
 class LibvirtReader:
+    """A connection to libvirt for reading a VM (the driver's options; ``pool`` and
+    ``pool_path`` are kept for the driver, which extends this)."""
+
     kind = "libvirt"
 
     def __init__(self, uri: str = "qemu:///system", pool: str = "vmlab",
