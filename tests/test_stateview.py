@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.handmade_labs import state_v2
+from tests.handmade_labs import RUNNING, node_file, state_v2, vm_xml
 from vmlab import stateview
 from vmlab.profile import LibvirtHypervisor, Snapshots, Ssh, VsphereHypervisor
 from vmlab.state import LabFiles
@@ -162,3 +162,23 @@ def test_a_state_the_reader_leaves_to_the_model_reads_the_same_through_it(tmp_pa
     files.root.mkdir(parents=True)
     files.state.write_text(json.dumps(raw))
     assert as_text(files.read()) == as_text(canonical_state())
+
+
+@pytest.mark.parametrize("command", [["status", "--lab", "t1", "--json"], ["status"],
+                                     ["snapshots", "--lab", "t1"],
+                                     ["ssh-config", "--lab", "t1"],
+                                     ["openrc", "admin", "--lab", "t1"]])
+def test_commands_print_the_same_whether_the_model_or_the_reader_read_the_state(
+        home, vmlab_cli, tmp_path, command) -> None:
+    uri = node_file(tmp_path / "node.xml", vm_xml("t1", ["a", "b"], state=RUNNING))
+    saved = LabState.model_validate(state_v2("t1", uri, {"a": "done", "b": "failed",
+                                                         "keystone": "pending"}))
+    home.lab("t1", saved.model_dump(mode="json"), secrets={"admin": "secret"})
+    assert stateview.plain(json.loads((home.labs / "t1" / "state.json").read_text()))
+    by_reader = vmlab_cli(*command)
+    edited = saved.model_dump(mode="json") | {"created": "2026-01-01T00:00:00+00:00"}
+    home.lab("t1", edited, secrets={"admin": "secret"})  # the same state, as a hand edit
+    assert stateview.plain(edited) is None
+    by_model = vmlab_cli(*command)
+    assert by_reader.code == by_model.code == 0
+    assert (by_reader.out, by_reader.err) == (by_model.out, by_model.err)
