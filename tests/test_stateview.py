@@ -182,3 +182,5 @@ def test_commands_print_the_same_whether_the_model_or_the_reader_read_the_state(
     by_model = vmlab_cli(*command)
     assert by_reader.code == by_model.code == 0
     assert (by_reader.out, by_reader.err) == (by_model.out, by_model.err)
+    if "--json" in command:  # the model's datetime, as status has always shown it
+        assert json.loads(by_reader.out)["created"] == saved.created.isoformat()
