@@ -10,9 +10,11 @@ medians, and each one's ratio to `kcli list vm`.
 The lab: by default this script makes one (`vmlab create --no-provision` of a profile that
 extends the given one with a `keystone` stage and the OpenStack users' secrets, so that
 `vmlab openrc` has credentials to print; the stages are not run), measures, and destroys
-it. `--lab NAME` measures an existing lab of the environment's vmlab instead, and leaves
-it alone.
-Usage: python bench/lab_commands.py [--runs N] [--profile demo] [--lab NAME]
+it; the measuring starts ``--settle`` seconds after the create returned, once the new
+guest has finished starting its services (a busy guest takes one of the cores the
+commands share). `--lab NAME` measures an existing lab of the environment's vmlab
+instead, and leaves it alone.
+Usage: python bench/lab_commands.py [--runs N] [--profile demo] [--lab NAME] [--settle S]
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,8 +36,6 @@ TARGET = 0.5
 
 
 def once(argv: list[str], env: dict[str, str]) -> float:
-    import time
-
     started = time.perf_counter()
     result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                             text=True)
@@ -67,7 +68,9 @@ def measure(lab: str, env: dict[str, str], runs: int) -> dict[str, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="seconds to wait after making the lab, before measuring")
     parser.add_argument("--profile", default="demo", help="the profile the lab extends")
     parser.add_argument("--lab", default=None,
                         help="measure this existing lab (of the environment's vmlab dirs) "
@@ -90,12 +93,14 @@ def main() -> None:
             run(VMLAB + ["create", "--profile", str(profile), "--no-provision", "--lab", LAB],
                 env, timeout=1800)
             try:
+                time.sleep(args.settle)
                 times = measure(LAB, env, args.runs)
             finally:
                 run(VMLAB + ["destroy", "--lab", LAB, "--yes"], env)
         made = (f"a `{args.profile}` lab made with `--no-provision` (its profile adds a "
                 "`keystone` stage and the OpenStack secrets, so openrc has a password to "
-                "print), its guest up; destroyed afterwards")
+                f"print), its guest up and left {args.settle:.0f} s to settle; destroyed "
+                "afterwards")
     medians = {name: median(values) for name, values in times.items()}
     base = medians["kcli list vm"]
     rows = [[f"`{name}`", f"{value * 1000:.0f}", f"{value / base:.2f}x"]

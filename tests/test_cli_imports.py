@@ -90,3 +90,19 @@ def test_openrc_loads_the_template_engine_and_nothing_else_heavy(tmp_path: Path,
     assert code in (0, None)
     assert "jinja2" in modules
     assert heavy(modules, "libvirt", "vmlab.drivers", "vmlab.stages.catalogue") == []
+
+
+def test_every_command_is_found_in_the_module_that_defines_it() -> None:
+    """The lazy group imports a command's module by this table: a command missing from it,
+    or listed under another module, would not be found when typed."""
+    from vmlab.cli import cli
+    from vmlab.cli.base import COMMAND_MODULES
+
+    defined = {name: command.callback.__module__ for name, command in cli.commands.items()}
+    assert defined == {name: f"vmlab.cli.{module}" for name, module in COMMAND_MODULES.items()}
+
+
+def test_status_loads_only_the_lab_commands_module(tmp_path: Path) -> None:
+    _, modules = loaded(tmp_path, "status")
+    assert sorted(m for m in modules if m.startswith("vmlab.cli.")) == ["vmlab.cli.base",
+                                                                        "vmlab.cli.labs"]

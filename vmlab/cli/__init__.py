@@ -1,7 +1,8 @@
 """The `vmlab` command line: the only place that prints, prompts or exits.
 
 Heavy modules (the orchestrator, drivers, Fabric) are imported inside the commands, so
-`vmlab --help` stays fast and never imports libvirt, pyVmomi or Fabric.
+`vmlab --help` stays fast and never imports libvirt, pyVmomi or Fabric; a command's own
+module (labs, files, nightly, preflight) is imported when that command runs (base.LazyGroup).
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import sys
 
 import click
 
-from vmlab.cli import files, labs, nightly  # noqa: F401 - they register the commands
-from vmlab.cli import preflight  # noqa: F401
 from vmlab.cli.base import cli
 from vmlab.errors import EXIT_FAILED, EXIT_USAGE, VmlabError
 

@@ -46,7 +46,57 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Each command and the module that defines it (vmlab.cli.<module>).
+COMMAND_MODULES = {
+    **dict.fromkeys(("create", "provision", "resume", "rollback", "snapshots", "status",
+                     "destroy", "recover", "ssh", "ssh-config"), "labs"),
+    **dict.fromkeys(("plan", "render", "openrc", "profiles"), "files"),
+    **dict.fromkeys(("rebuild", "runs", "gc"), "nightly"),
+    "preflight": "preflight",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module when that command is asked for, so that
+    `vmlab status` does not load the code of every other command. Listing the commands
+    (`--help`, ``commands``) loads them all. (click's "lazily loading subcommands" pattern.)
+    """
+
+    def __init__(self, *args: Any, modules: dict[str, str], **kwargs: Any) -> None:
+        self._commands: dict[str, click.Command] = {}
+        self._importing = False
+        self.modules = modules
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        if not self._importing:
+            for module in sorted(set(self.modules.values())):
+                self._import(module)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def _import(self, module: str) -> None:
+        """Import vmlab.cli.<module>: its decorators add its commands to this group."""
+        import importlib
+
+        self._importing = True
+        try:
+            importlib.import_module(f"vmlab.cli.{module}")
+        finally:
+            self._importing = False
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._commands and cmd_name in self.modules:
+            self._import(self.modules[cmd_name])
+        return self._commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, modules=COMMAND_MODULES,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(__version__, prog_name="vmlab")
 @click.pass_context
