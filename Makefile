@@ -77,6 +77,7 @@ bench: venv bench-venv
 	@# the OpenStack rollback figure comes from `make e2e-openstack` and is kept
 	find $(CACHE)/bench/results -name '*.json' ! -name rollback_ratio_openstack.json -delete 2>/dev/null || true
 	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/lab_commands.py
 	$(BIN)/python bench/remote_commands.py
 	$(BIN)/python bench/snapshot_overhead.py
 	$(BIN)/python bench/rollback_ratio.py --mode live

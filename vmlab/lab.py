@@ -18,26 +18,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from vmlab import drivers, paths
+from vmlab import drivers, labview, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
 from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
                           RemoteCommandFailed, SnapshotExists, SnapshotFailed, StageFailed,
                           StateError, UsageError, VmlabError)
 from vmlab.labprofile import follow_stage_list, load_lab_profile
-from vmlab.names import check_lab_name
-from vmlab.profile import Hypervisor, LoadedProfile, VsphereHypervisor, load_profile
+from vmlab.labview import lab_vm
+from vmlab.names import COMPLETE, check_lab_name
+from vmlab.paths import resolve_lab_name  # noqa: F401 - commands use it from here
+from vmlab.profile import Hypervisor, LoadedProfile, load_profile
 from vmlab.progress import QUIET, CommandWatcher, Progress
+from vmlab.sshtarget import Target
 from vmlab.stages import Stage, StageEnv, resolve_stages
-from vmlab.paths import list_labs
-from vmlab.state import LabFiles, LabState, StageRecord, now
-from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri, nic_specs, vm_name
+from vmlab.state import LabFiles, now
+from vmlab.statemodel import LabState, StageRecord
+from vmlab.vmspec import build_vm_spec, hypervisor_uri, nic_specs, vm_name
 
 if TYPE_CHECKING:
     from vmlab.remote import Session  # imported lazily at run time: it brings in Fabric
 
 log = logging.getLogger("vmlab")
 
-COMPLETE = "complete"
 BOOT_TIMEOUT = float(os.environ.get("VMLAB_BOOT_TIMEOUT", "600"))
 SHUTDOWN_TIMEOUT = 180.0
 
@@ -50,19 +52,6 @@ def _set_guest_clock(session: Session) -> None:
     if result.exit_code != 0:
         log.warning("could not set the guest's clock after a live revert: %s",
                     result.stderr.strip())
-
-
-def resolve_lab_name(given: str | None) -> str:
-    """The lab a command acts on: the one named, or the only one there is."""
-    if given is not None:
-        return check_lab_name(given)
-    labs = list_labs()
-    if len(labs) == 1:
-        return labs[0]
-    if not labs:
-        raise NotFound("there are no labs", hint="create one: vmlab create --profile demo")
-    raise UsageError(f"there are {len(labs)} labs ({', '.join(labs)}); say which one",
-                     hint=f"add --lab NAME, e.g. --lab {labs[0]}")
 
 
 @dataclass
@@ -86,16 +75,7 @@ class Lab:
         return self.files.load_secrets()
 
     def ref(self) -> VMRef:
-        ref = self.driver.find(self.state.vm_name)
-        if ref is None:
-            raise NotFound(f"the VM {self.state.vm_name!r} of lab {self.name!r} no longer "
-                           "exists on the hypervisor",
-                           hint=f"remove what is left with `vmlab destroy --lab {self.name}` "
-                                "and create the lab again")
-        if ref.lab != self.name:
-            raise NotOwned(f"the VM {ref.name!r} is not tagged as lab {self.name!r}'s",
-                           hint="vmlab only touches VMs it created")
-        return ref
+        return lab_vm(self.driver, self.name, self.state.vm_name)
 
     def save(self) -> None:
         self.files.save(self.state)
@@ -115,9 +95,7 @@ class Lab:
                         host_files=host_files)
 
     # -- SSH ---------------------------------------------------------------------------
-    def target(self, ref: VMRef):
-        from vmlab.remote import Target
-
+    def target(self, ref: VMRef) -> Target:
         endpoint = self.driver.ssh_endpoint(ref, self.state.ssh.port)
         return Target(host=endpoint.host, port=endpoint.port, user=self.state.ssh.user,
                       key_file=self.files.ssh_key, known_hosts=self.files.known_hosts,
@@ -249,13 +227,9 @@ class Lab:
 
 def open_driver(hypervisor: Hypervisor) -> Driver:
     """Connect to a hypervisor section: a profile's, or the one a lab's state recorded."""
-    password = None
-    if isinstance(hypervisor, VsphereHypervisor):
-        password = os.environ.get(hypervisor.password_env)
-        if not password:
-            raise UsageError(f"no vSphere password: ${hypervisor.password_env} is not set",
-                             hint=f"export {hypervisor.password_env}=... and run again")
-    return drivers.connect(hypervisor.kind, **driver_options(hypervisor, password))
+    data = hypervisor.model_dump(mode="json")
+    return drivers.connect(hypervisor.kind,
+                           **labview.driver_options(data, labview.password(data)))
 
 
 @contextlib.contextmanager
@@ -263,8 +237,9 @@ def open_lab(lab: str | None, command: str, progress: Progress = QUIET,
              *, lock: bool = True, with_stages: bool = False) -> Iterator[Lab]:
     """Load the lab's state, connect to the hypervisor it records, and reconcile.
 
-    Commands that change the lab take its lock (``lock=True``); read-only ones (status,
-    snapshots, ssh) do not, so they work while a long provision runs. Only commands that
+    Commands that change the lab take its lock (``lock=True``); read-only ones (a rebuild's
+    report) do not, so they work while a long provision runs (status, snapshots and ssh do
+    not open the lab at all: vmlab.labview). Only commands that
     run stages (``with_stages``) read the lab's profile: everything else works from the
     state, whatever became of the profile file.
     """

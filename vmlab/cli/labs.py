@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, CliProgress, _print_json,
-                            cli, lab_option)
+from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, _print_json, cli,
+                            cli_progress, lab_option)
 
 
 @cli.command()
@@ -39,7 +39,7 @@ def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: st
     from vmlab import lab as labs
 
     name = labs.create(profile, lab, provision=not no_provision, seed_passwords=seed_passwords,
-                       progress=CliProgress(), check_urls=not no_preflight)
+                       progress=cli_progress(), check_urls=not no_preflight)
     click.echo(f"lab {name} is ready" + (" (not provisioned)" if no_provision else ""))
 
 
@@ -54,7 +54,7 @@ def provision(lab: str | None) -> None:
     """
     from vmlab import lab as labs
 
-    labs.run_provision(lab, progress=CliProgress())
+    labs.run_provision(lab, progress=cli_progress())
     click.echo("every stage is done")
 
 
@@ -69,7 +69,7 @@ def resume(lab: str | None) -> None:
     """
     from vmlab import lab as labs
 
-    labs.run_provision(lab, progress=CliProgress())
+    labs.run_provision(lab, progress=cli_progress())
     click.echo("every stage is done")
 
 
@@ -87,7 +87,7 @@ def rollback(stage: str, lab: str | None) -> None:
     """
     from vmlab import lab as labs
 
-    labs.rollback(stage, lab, progress=CliProgress())
+    labs.rollback(stage, lab, progress=cli_progress())
     click.echo(f"rolled back {stage}; run `vmlab resume` to run it again")
 
 
@@ -102,10 +102,8 @@ def snapshots(lab: str | None, as_json: bool) -> None:
       vmlab snapshots --json
     """
     from vmlab import labinfo
-    from vmlab.lab import open_lab
 
-    with open_lab(lab, "snapshots", lock=False) as lab_obj:
-        rows = labinfo.snapshot_rows(lab_obj)
+    rows = labinfo.snapshot_rows(lab)
     if as_json:
         _print_json(rows)
         return
@@ -254,7 +252,7 @@ def destroy(lab: str | None, forget: bool, yes: bool) -> None:
         labs.forget(name)
         click.echo(f"lab {name} forgotten")
     else:
-        labs.destroy(name, progress=CliProgress())
+        labs.destroy(name, progress=cli_progress())
         click.echo(f"lab {name} destroyed")
 
 
@@ -280,10 +278,9 @@ def recover(lab: str, profile: str) -> None:
 
 
 def _ssh_args(lab: str | None) -> tuple[list[str], dict[str, Any]]:
-    from vmlab.lab import open_lab
+    from vmlab.labview import ssh_target
 
-    with open_lab(lab, "ssh", lock=False) as lab_obj:
-        target = lab_obj.target(lab_obj.ref())
+    target = ssh_target(lab)
     args = ["ssh", "-i", str(target.key_file), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={target.known_hosts}", "-o", "StrictHostKeyChecking=yes",
             "-o", "BatchMode=yes", "-p", str(target.port)]
@@ -325,7 +322,7 @@ def ssh_config(lab: str | None) -> None:
     Example:
       vmlab ssh-config >> ~/.ssh/config && ssh vmlab-demo
     """
-    from vmlab.lab import resolve_lab_name
+    from vmlab.paths import resolve_lab_name
 
     name = resolve_lab_name(lab)
     _, info = _ssh_args(name)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from vmlab.cli.base import JSON_OPTION, NEW_LAB_OPTION, CliProgress, _print_json, cli, lab_option
+from vmlab.cli.base import (JSON_OPTION, NEW_LAB_OPTION, _print_json, cli, cli_progress,
+                            lab_option)
 from vmlab.errors import EXIT_FAILED, UsageError
 
 
@@ -41,7 +42,7 @@ def rebuild(profile: str, lab: str | None, from_stage: str | None, from_scratch:
     if from_stage and from_scratch:
         raise UsageError("--from and --from-scratch exclude each other")
     report = run_rebuild(profile, lab, from_stage=from_stage, retries=retries,
-                         report_dir=report_dir, keep_runs=keep_runs, progress=CliProgress())
+                         report_dir=report_dir, keep_runs=keep_runs, progress=cli_progress())
     if as_json:
         from dataclasses import asdict
 
