@@ -19,6 +19,9 @@ def start_after_network_online(c: Context, env: StageEnv, role: str) -> None:
     is what systemd documents for this (systemd.special(7), network-online.target), and it
     keeps a wrong address an error, where net.ipv4.ip_nonlocal_bind would hide one."""
     unit = env.platform.service(role)
+    # The drop-in directory is vmlab's to make: no package makes it for mariadb.service
+    # (seen on Debian 13), and writing into it failed with "No such file".
+    c.run(f"mkdir -p /etc/systemd/system/{unit}.service.d")
     c.put(env.render("openstack/after-network-online.conf.j2", unit=unit),
           f"/etc/systemd/system/{unit}.service.d/vmlab-network-online.conf")
     c.run("systemctl daemon-reload")
