@@ -3,7 +3,8 @@
 The hypervisor is the truth for the VM and its snapshots; this file records what only
 vmlab knows: which profile built the lab, which stages ran and how they ended, and what
 commands on an existing lab need without reading the profile again (schema version 2): how
-to reach the hypervisor, the SSH user and port, the snapshot mode and the guest's platform.
+to reach the hypervisor, the SSH user and port, the snapshot mode and the guest's platform;
+and the fingerprint of the plan each stage ran (schema version 3, see vmlab.fingerprint).
 A profile edited into an invalid one, or moved, never stops status, rollback or destroy.
 Layout of a lab directory::
 
@@ -13,6 +14,7 @@ Layout of a lab directory::
     known_hosts     the guest's host key, recorded at first contact
     lock            the per-lab lock file (lock.info says who holds it)
     logs/           vmlab.log and one log per stage run
+    plans/          the plan each stage last ran with (secrets masked), for `vmlab diff`
 """
 from __future__ import annotations
 
@@ -35,8 +37,9 @@ from vmlab.names import LAB_NAME_RE
 from vmlab.profile import (Hypervisor, LibvirtHypervisor, Snapshots, Ssh, VsphereHypervisor,
                            load_profile)
 
-#: Version 2 added hypervisor, ssh, snapshots and platform; version 1 files are migrated.
-SCHEMA_VERSION = 2
+#: Version 2 added hypervisor, ssh, snapshots and platform; version 3 the stages' plan
+#: fingerprints. Older files are migrated.
+SCHEMA_VERSION = 3
 OLDEST_SCHEMA_VERSION = 1
 StageStatus = Literal["pending", "running", "done", "failed"]
 
@@ -56,6 +59,10 @@ class StageRecord(BaseModel):
     duration: float | None = None
     log: str | None = None
     error: str | None = None
+    #: The chained fingerprint of the plan the stage last ran with, and the hash of its own
+    #: plan alone (None: it has not run, or it ran before vmlab recorded them).
+    fingerprint: str | None = None
+    plan_hash: str | None = None
 
 
 class LabState(BaseModel):
@@ -165,6 +172,12 @@ def migrate_v1(raw: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def migrate_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version 2 state as version 3: its stages have no recorded fingerprint (unknown, so
+    never reported as changed) until they run again."""
+    return dict(raw, schema_version=3)
+
+
 def _hypervisor_from_uri(driver: Any, uri: Any) -> dict[str, Any] | None:
     if driver == "libvirt" and isinstance(uri, str):
         return LibvirtHypervisor(kind="libvirt", uri=uri).model_dump(mode="json")
@@ -191,6 +204,7 @@ class LabFiles:
     logs = property(lambda self: self.root / "logs")
     lock_file = property(lambda self: self.root / "lock")
     lock_info = property(lambda self: self.root / "lock.info")
+    plans = property(lambda self: self.root / "plans")
 
     def exists(self) -> bool:
         return self.state.is_file()
@@ -221,6 +235,8 @@ class LabFiles:
             self._broken(f"its schema_version {version} is not one vmlab ever wrote")
         if version == 1:
             raw = migrate_v1(raw)
+        if raw["schema_version"] == 2:
+            raw = migrate_v2(raw)
         try:
             return LabState.model_validate(raw)
         except ValidationError as exc:
