@@ -21,7 +21,7 @@ def restore_sigterm():
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_command_exits_130_and_says_what_to_do(monkeypatch, capsys,
                                                               restore_sigterm, how):
-    def interrupted(lab=None, *, progress=None):
+    def interrupted(lab=None, *, progress=None, **options):
         if how == "ctrl-c":
             raise KeyboardInterrupt
         os.kill(os.getpid(), signal.SIGTERM)

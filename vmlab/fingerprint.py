@@ -15,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import TYPE_CHECKING, Iterable, Literal
 
 from vmlab.plan import format_stage, plan
 from vmlab.profile import LoadedProfile
 from vmlab.state import StageRecord
+
+if TYPE_CHECKING:
+    from vmlab.state import LabState
 
 Drift = Literal["unchanged", "changed", "stale", "unknown"]
 
@@ -84,3 +87,57 @@ def first_changed(records: Iterable[StageRecord], prints: list[StagePrint]) -> s
         if kind in ("changed", "stale"):
             return name
     return None
+
+
+def lab_prints(state: "LabState") -> tuple[list[StagePrint] | None, str | None]:
+    """The fingerprints of a lab's stages as its profile is now, or None and why not (the
+    profile is gone or no longer valid: what status and diff say instead)."""
+    from vmlab.errors import VmlabError
+    from vmlab.labprofile import load_lab_profile
+
+    try:
+        return stage_prints(state.lab, load_lab_profile(state)), None
+    except VmlabError as exc:
+        return None, exc.message
+
+
+def mark_report(report: dict, state: "LabState") -> None:
+    """Add each stage's drift to a status report (rows' `drift`; `changed`: the first stage
+    that changed, which provision rolls back to; `drift_unknown`: why there is none)."""
+    prints, why = lab_prints(state)
+    if prints is None:
+        report["drift_unknown"] = why
+        return
+    kinds = drifts(state.stages, prints)
+    for row in report.get("stages", []):
+        row["drift"] = kinds.get(row["name"])
+    report["changed"] = first_changed(state.stages, prints)
+
+
+def lab_diff(lab: str | None, stage: str | None = None) -> list[dict]:
+    """Per stage of a lab (or only ``stage``): how it compares with what it ran, and the
+    unified diff of the plan it ran against the plan as the profile gives it now."""
+    import difflib
+
+    from vmlab.lab import resolve_lab_name
+    from vmlab.labprofile import load_lab_profile
+    from vmlab.state import LabFiles
+
+    files = LabFiles(resolve_lab_name(lab))
+    state = files.load()
+    records = [state.stage(stage)] if stage is not None else state.stages
+    prints = {p.stage: p for p in stage_prints(state.lab, load_lab_profile(state))}
+    kinds = drifts(state.stages, list(prints.values()))
+    rows = []
+    for record in records:
+        ran_file = files.plans / f"{record.name}.txt"
+        ran = ran_file.read_text() if record.fingerprint and ran_file.is_file() else None
+        now = prints[record.name].text if record.name in prints else ""
+        diff = "" if ran is None else "".join(difflib.unified_diff(
+            ran.splitlines(keepends=True), now.splitlines(keepends=True),
+            fromfile=f"{record.name} (as it ran, {record.started})",
+            tofile=f"{record.name} (now)"))
+        rows.append({"stage": record.name, "status": record.status,
+                     "drift": kinds.get(record.name), "recorded": ran is not None,
+                     "diff": diff})
+    return rows

@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from vmlab import drivers, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
@@ -33,6 +33,7 @@ from vmlab.state import LabFiles, LabState, StageRecord, now
 from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri, nic_specs, vm_name
 
 if TYPE_CHECKING:
+    from vmlab.fingerprint import StagePrint
     from vmlab.remote import Session  # imported lazily at run time: it brings in Fabric
 
 log = logging.getLogger("vmlab")
@@ -76,6 +77,9 @@ class Lab:
     stages: list[Stage]
     driver: Driver
     progress: Progress
+    #: The stages' fingerprints as the profile is now (see vmlab.fingerprint), recorded
+    #: with each stage as it runs.
+    prints: dict[str, "StagePrint"] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -201,6 +205,7 @@ class Lab:
                                      f"{record.attempts}.log"
         record.status, record.started, record.finished = "running", now(), None
         record.log, record.error, record.duration = str(log_path), None, None
+        self.record_plan(stage.name, record)
         self.save()
         started = time.monotonic()
         try:
@@ -220,7 +225,7 @@ class Lab:
             self.save()
             first = f"{exc.hint}\n" if exc.hint else ""  # e.g. what a lost connection means
             raise StageFailed(
-                stage.name, exc.message, log_path=str(log_path),
+                stage.name, exc.message, log_path=str(log_path), lab=self.name,
                 cause=exc if isinstance(exc, RemoteCommandFailed) else None,
                 hint=f"{first}log: {log_path}\nundo it and retry:\n"
                      f"  vmlab rollback {stage.name} --lab {self.name}\n"
@@ -234,6 +239,17 @@ class Lab:
         record.duration = round(time.monotonic() - started, 1)
         self.save()
         self.progress.step(f"stage {stage.name} done ({record.duration:.0f}s)")
+
+    def record_plan(self, name: str, record: StageRecord) -> None:
+        """Record the fingerprint of the plan the stage runs with, and keep that plan's text
+        (secrets masked) for `vmlab diff`."""
+        from vmlab.state import write_atomic
+
+        stage_print = self.prints.get(name)
+        if stage_print is None:
+            return
+        record.fingerprint, record.plan_hash = stage_print.fingerprint, stage_print.plan_hash
+        write_atomic(self.files.plans / f"{name}.txt", stage_print.text.encode(), 0o600)
 
     def reboot_wait(self, ref: VMRef, boot_id: str) -> None:
         """After a reboot was asked for: wait until SSH answers from a new boot (a boot id
@@ -473,11 +489,66 @@ def _remove_lab_dir(files: LabFiles, exc: BaseException) -> Path:
     return kept
 
 
-def run_provision(lab: str | None = None, *, progress: Progress = QUIET) -> None:
-    """Run every stage that is not done, each after its snapshot; then snapshot `complete`."""
+@dataclass
+class ProvisionResult:
+    """What a provision did: the stage it rolled back to because it changed since it ran
+    (None: none), the stages it ran, and whether there was nothing to do."""
+
+    rolled_back_to: str | None = None
+    ran: list[str] = dataclasses.field(default_factory=list)
+    noop: bool = False
+
+
+#: Asked before a provision rolls back to the first changed stage: (that stage, the stages
+#: that will run again); False leaves the lab as it is.
+ConfirmRollback = Callable[[str, list[str]], bool]
+
+
+def run_provision(lab: str | None = None, *, progress: Progress = QUIET,
+                  confirm: ConfirmRollback | None = None,
+                  rollback_changed: bool = True) -> ProvisionResult:
+    """Run every stage that is not done, each after its snapshot; then snapshot `complete`.
+
+    First, reconcile: when a stage that ran would now run something else (its fingerprint
+    changed: the profile, a template or vmlab changed), roll back to the snapshot before the
+    first such stage and run from there, once ``confirm`` (if given) agrees.
+    ``rollback_changed=False`` runs only the pending stages, whatever changed. A lab whose
+    stages are all done and unchanged is left alone: one look at its snapshots.
+    """
+    from vmlab.fingerprint import drifts, first_changed, stage_prints
+
+    result = ProvisionResult()
     with open_lab(lab, "provision", progress, with_stages=True) as lab_obj:
+        assert lab_obj.loaded is not None
+        prints = stage_prints(lab_obj.name, lab_obj.loaded)
+        lab_obj.prints = {p.stage: p for p in prints}
+        records = lab_obj.state.stages
+        changed = first_changed(records, prints)
         ref = lab_obj.ref()
-        lab_obj.ensure_running(ref)
+        if changed is None and not lab_obj.state.pending():
+            if COMPLETE in lab_obj.snapshots(ref):
+                result.noop = True
+                return result
+        if changed is not None and rollback_changed:
+            kinds = drifts(records, prints)
+            again = [r.name for r in records[lab_obj.state.index(changed):]]
+            if confirm is not None and not confirm(changed, again):
+                raise UsageError(f"lab {lab_obj.name!r} left as it is: stage {changed} "
+                                 "changed since it ran, and rolling back was declined",
+                                 hint=f"see what changed: vmlab diff --lab {lab_obj.name}; "
+                                      "run only the pending stages: vmlab provision "
+                                      f"--no-rollback --lab {lab_obj.name}")
+            progress.step(f"stage {changed} {kinds[changed]} since it ran; rolling back to "
+                          f"its snapshot and running {len(again)} stage"
+                          f"{'s' * (len(again) != 1)} again")
+            _rollback_locked(lab_obj, ref, changed, progress)
+            result.rolled_back_to = changed
+        elif changed is not None:
+            progress.warn(f"stage {changed} changed since it ran; not rolling back "
+                          "(--no-rollback): running only the pending stages")
+            lab_obj.ensure_running(ref)
+        else:
+            lab_obj.ensure_running(ref)
         by_name = {stage.name: stage for stage in lab_obj.stages}
         for record in lab_obj.state.stages:
             if record.status == "done":
@@ -485,8 +556,10 @@ def run_provision(lab: str | None = None, *, progress: Progress = QUIET) -> None
             if record.name not in lab_obj.snapshots(ref):
                 lab_obj.take_snapshot(ref, record.name, f"before stage {record.name}")
             lab_obj.run_stage(ref, by_name[record.name], record)
+            result.ran.append(record.name)
         if COMPLETE not in lab_obj.snapshots(ref):
             lab_obj.take_snapshot(ref, COMPLETE, "every stage done")
+    return result
 
 
 def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) -> None:
@@ -498,26 +571,30 @@ def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) 
     name = resolve_lab_name(lab)
     LabFiles(name).load().stage(stage)  # NotFound naming the stages there are
     with open_lab(name, f"rollback {stage}", progress) as lab_obj:
-        index = lab_obj.state.index(stage)
-        ref = lab_obj.ref()
-        snapshots = lab_obj.snapshots(ref)
-        if stage not in snapshots:
-            raise NotFound(f"lab {lab_obj.name!r} has no snapshot {stage!r}: stage {stage} "
-                           "has not been reached yet",
-                           hint=f"see `vmlab snapshots --lab {lab_obj.name}` for the "
-                                "snapshots there are")
-        with progress.waiting(f"reverting to snapshot {stage!r}"):
-            lab_obj.driver.snapshot_revert(ref, stage)
-        later = [r.name for r in lab_obj.state.stages[index + 1:]] + [COMPLETE]
-        for name in later:
-            if name in snapshots:
-                lab_obj.driver.snapshot_delete(ref, name)
-                progress.step(f"deleted snapshot {name!r} (taken after {stage} ran)")
-        for record in lab_obj.state.stages[index:]:
-            record.status, record.error = "pending", None
-        lab_obj.save()
-        lab_obj.ensure_running(ref, set_clock=snapshots[stage].state == PowerState.RUNNING)
+        _rollback_locked(lab_obj, lab_obj.ref(), stage, progress)
         progress.step(f"rolled back to just before {stage}; `vmlab resume` runs it again")
+
+
+def _rollback_locked(lab_obj: Lab, ref: VMRef, stage: str, progress: Progress) -> None:
+    """Rollback's work, in a lab opened under its lock; the VM runs again afterwards."""
+    index = lab_obj.state.index(stage)
+    snapshots = lab_obj.snapshots(ref)
+    if stage not in snapshots:
+        raise NotFound(f"lab {lab_obj.name!r} has no snapshot {stage!r}: stage {stage} "
+                       "has not been reached yet",
+                       hint=f"see `vmlab snapshots --lab {lab_obj.name}` for the "
+                            "snapshots there are")
+    with progress.waiting(f"reverting to snapshot {stage!r}"):
+        lab_obj.driver.snapshot_revert(ref, stage)
+    later = [r.name for r in lab_obj.state.stages[index + 1:]] + [COMPLETE]
+    for name in later:
+        if name in snapshots:
+            lab_obj.driver.snapshot_delete(ref, name)
+            progress.step(f"deleted snapshot {name!r} (taken after {stage} ran)")
+    for record in lab_obj.state.stages[index:]:
+        record.status, record.error = "pending", None
+    lab_obj.save()
+    lab_obj.ensure_running(ref, set_clock=snapshots[stage].state == PowerState.RUNNING)
 
 
 def destroy(lab: str | None = None, *, progress: Progress = QUIET) -> str:

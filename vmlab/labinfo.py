@@ -35,6 +35,8 @@ def status(name: str) -> LabStatus:
         state = files.load()
     except VmlabError as exc:
         return LabStatus({"lab": name, **_error(exc)}, exc.exit_code)
+    from vmlab.fingerprint import mark_report
+
     busy = files.busy()
     report = recorded(state)
     report["busy"] = busy
@@ -43,10 +45,12 @@ def status(name: str) -> LabStatus:
             report.update(on_hypervisor(driver, state))
     except VmlabError as exc:
         report.update(power="unknown", **_error(exc))
-        report["next"] = next_step(state, busy)
+        mark_report(report, state)
+        report["next"] = next_step(state, busy, report.get("changed"))
         return LabStatus(report, exc.exit_code)
+    mark_report(report, state)
     if "problem" not in report:
-        report["next"] = next_step(state, busy)
+        report["next"] = next_step(state, busy, report.get("changed"))
     return LabStatus(report)
 
 
@@ -89,11 +93,16 @@ def on_hypervisor(driver: Driver, state: LabState) -> dict[str, Any]:
     return info
 
 
-def next_step(state: LabState, busy: dict[str, Any] | None = None) -> str | None:
-    """The command to run next; none while another vmlab works on the lab."""
+def next_step(state: LabState, busy: dict[str, Any] | None = None,
+              changed: str | None = None) -> str | None:
+    """The command to run next; none while another vmlab works on the lab. ``changed``: the
+    first stage whose plan changed since it ran."""
     if busy is not None:
         return None
     lab = state.lab
+    if changed is not None:
+        return (f"vmlab provision --lab {lab} (rolls back to {changed}, which changed since "
+                f"it ran; `vmlab diff --lab {lab}` shows how)")
     stopped = [r for r in state.stages if r.status in ("failed", "running")]
     if stopped:  # a stage still 'running' with nobody holding the lock was cut short
         name = stopped[0].name

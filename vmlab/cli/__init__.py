@@ -11,7 +11,7 @@ import traceback
 
 import click
 
-from vmlab.cli import files, labs, nightly  # noqa: F401 - they register the commands
+from vmlab.cli import diff, files, labs, nightly  # noqa: F401 - they register the commands
 from vmlab.cli import preflight  # noqa: F401
 from vmlab.cli.base import cli
 from vmlab.errors import EXIT_FAILED, EXIT_USAGE, VmlabError
