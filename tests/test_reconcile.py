@@ -253,3 +253,35 @@ def test_without_a_terminal_a_failure_leaves_the_guest_as_before(lab, vmlab_cli)
     result = vmlab_cli("provision", "--lab", "t1", "--yes")
     assert result.code == 1 and "the guest is as the stage left it" not in result.err
     assert [s["status"] for s in saved(lab["home"])["stages"]] == ["done", "failed"]
+
+
+def test_rebuild_changed_runs_from_the_changed_stage_and_reports_the_rest_reused(lab,
+                                                                                  vmlab_cli,
+                                                                                  tmp_path):
+    write_profile(lab["profile"], lab["uri"], b="echo edited")
+    out = tmp_path / "report"
+    result = vmlab_cli("rebuild", "--profile", str(lab["profile"]), "--changed",
+                       "--report-dir", str(out), "--json")
+    assert result.code == 0, result
+    assert lab["guest"].commands == ["echo edited"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["mode"] == "changed" and run["status"] == "passed"
+    assert [(s["name"], s["status"]) for s in run["stages"]] == [("a", "reused"),
+                                                                 ("b", "passed")]
+    junit = (out / "junit.xml").read_text()
+    assert 'message="reused: unchanged since it ran' in junit
+    # nothing changed since: every stage is reused, nothing runs
+    lab["guest"].commands.clear()
+    again = vmlab_cli("rebuild", "--profile", str(lab["profile"]), "--changed",
+                      "--report-dir", str(tmp_path / "again"))
+    assert again.code == 0 and lab["guest"].commands == []
+    run = json.loads((tmp_path / "again" / "run.json").read_text())
+    assert [s["status"] for s in run["stages"]] == ["reused", "reused"]
+
+
+def test_rebuild_on_error_rollback_reverts_the_stage_that_failed(lab, vmlab_cli, tmp_path):
+    fail_b(lab)
+    result = vmlab_cli("rebuild", "--profile", str(lab["profile"]), "--changed",
+                       "--report-dir", str(tmp_path / "r"), "--on-error", "rollback")
+    assert result.code == 1 and "rolled back to just before b" in result.err
+    assert [s["status"] for s in saved(lab["home"])["stages"]] == ["done", "pending"]
