@@ -13,7 +13,7 @@ BENCH_NOTE ?=
 
 help:
 	@echo "make demo           build a small Debian guest and run the demo lab on local libvirt/qemu"
-	@echo "make test           install what the tests need and run them (about 25 minutes)"
+	@echo "make test           install what the tests need and run them (about 15 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
 	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM)"
 	@echo "make bench          benchmarks under bench/, written to docs/benchmarks.md (about 45 minutes)"
@@ -49,9 +49,10 @@ demo: venv
 demo-clean: venv
 	$(BIN)/vmlab destroy --lab demo --yes
 
+# Two pytest runs side by side, each with its own guests (see scripts/run-tests).
 test: venv vcsim
 	VMLAB_TEST_CACHE=$(CACHE)/test VMLAB_VCSIM=$(CACHE)/vcsim/vcsim-vmlab \
-	  $(BIN)/pytest -p no:cacheprovider -m "not openstack" $(PYTEST_ARGS)
+	  scripts/run-tests $(PYTEST_ARGS)
 
 test-fast: venv
 	$(BIN)/pytest -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)

@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 VMLAB = [sys.executable, "-m", "vmlab"]
 # libvirtd in the background under a reaper for its qemu processes (see the script)
 START_LIBVIRTD = REPO / "scripts/start-libvirtd"
+#: Set by scripts/run-tests: the daemon on qemu:///system serves several pytest runs at once
+SHARED_DAEMON = "VMLAB_TEST_SHARED_LIBVIRTD"
 
 
 def libvirtd_answers(uri: str = "qemu:///system") -> bool:
@@ -65,7 +67,10 @@ def libvirtd() -> Iterator[str]:
         try:
             yield "qemu:///system"
         finally:
-            remove_images_uploaded_since(session_started)
+            # a daemon shared by pytest runs side by side (scripts/run-tests): the runner
+            # removes the images once both are done, never one run under the other
+            if not os.environ.get(SHARED_DAEMON):
+                remove_images_uploaded_since(session_started)
         return
     if shutil.which("libvirtd") is None or os.geteuid() != 0:
         pytest.fail("libvirtd is not installed or not root: run `make test`, which installs it")

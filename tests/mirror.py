@@ -23,7 +23,7 @@ ISO_SHA256 = "ab" * 32  # the mirror's sha256sum.txt and the profile agree on it
 TREE = "vault/7.9.2009/os/x86_64/"
 REPOS = ("vault/7.9.2009/os/x86_64/", "vault/7.9.2009/updates/x86_64/",
          "vault/7.9.2009/extras/x86_64/", "vault/7.3.1611/extras/x86_64/",
-         "vault/7.3.1611/cloud/x86_64/openstack-newton/")
+         "vault/7.4.1708/cloud/x86_64/openstack-newton/")
 IMAGE = "images/cirros-0.3.4-x86_64-disk.img"
 TREEINFO = "[general]\nfamily = CentOS\nversion = 7\narch = x86_64\n"
 REPOMD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -34,11 +34,26 @@ REPOMD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
 class _Quiet(SimpleHTTPRequestHandler):
     #: paths answered with 405 to HEAD, as some download servers do
     refuse_head: set[str] = set()
+    #: path -> how many more requests for it get a 503, as from a busy mirror
+    busy: dict[str, int] = {}
 
     def log_message(self, format: str, *args: object) -> None:
         return None
 
+    def _busy(self) -> bool:
+        if self.busy.get(self.path, 0) > 0:
+            self.busy[self.path] -= 1
+            self.send_error(503)
+            return True
+        return False
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if not self._busy():
+            super().do_GET()
+
     def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        if self._busy():
+            return
         if self.path in self.refuse_head:
             self.send_error(405)
             return
@@ -57,6 +72,7 @@ class Mirror:
     root: Path
     port: int
     refuse_head: set[str] = field(default_factory=set)
+    busy: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
@@ -78,12 +94,13 @@ class Mirror:
 def serve(root: Path) -> Iterator[Mirror]:
     root.mkdir(parents=True, exist_ok=True)
     refuse_head: set[str] = set()
-    handler = type("Handler", (_Quiet,), {"refuse_head": refuse_head})
+    busy: dict[str, int] = {}
+    handler = type("Handler", (_Quiet,), {"refuse_head": refuse_head, "busy": busy})
     server = _Server(("127.0.0.1", 0), partial(handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Mirror(root, server.server_address[1], refuse_head)
+        yield Mirror(root, server.server_address[1], refuse_head, busy)
     finally:
         server.shutdown()
         server.server_close()
@@ -155,7 +172,7 @@ def newton_profile(path: Path, mirror: Mirror, uri: str, *, provider: str = "10.
           mirror: custom
           mirror_url: {mirror.url("vault/7.9.2009")}
           release_repo_url: {mirror.url("vault/7.3.1611/extras/$basearch/")}
-          openstack_repo_url: {mirror.url("vault/7.3.1611/cloud/$basearch/openstack-newton/")}
+          openstack_repo_url: {mirror.url("vault/7.4.1708/cloud/$basearch/openstack-newton/")}
           image_url: {mirror.url(IMAGE)}
         """) + extra)
     return path

@@ -54,6 +54,7 @@ def test_rebuilds_retry_report_lock_and_collect(libvirtd, vmlab, tmp_path, flaky
     profile.write_text(textwrap.dedent(f"""\
         extends: demo
         name: e2e-rebuild
+        snapshots: {{mode: live}}  # no boot per stage: the demo test proves offline snapshots
         stages:
           - hosts
           - name: fetch

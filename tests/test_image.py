@@ -30,3 +30,8 @@ def test_seed_entries_carry_key_hostname_network_and_dns():
 
 def test_seed_script_is_valid_shell():
     subprocess.run(["sh", "-n"], input=SEED_SCRIPT, text=True, check=True)
+
+
+def test_without_name_servers_the_seed_leaves_resolv_conf_alone():
+    entries = dict(seed_entries(authorized_keys="k", hostname="controller", nics=[], dns=[]))
+    assert "dns" not in entries  # the seed script rewrites resolv.conf only from an entry

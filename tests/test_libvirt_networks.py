@@ -227,3 +227,14 @@ def test_a_network_that_fails_to_start_is_not_left_defined(tmp_path, fake_ip):
         with pytest.raises(DriverError, match="starting network vmlab-management failed"):
             driver.ensure_networks(nics)
         assert network_names(driver) == set()  # the first one went again too
+
+
+def test_the_shipped_newton_aio_fits_beside_libvirts_default_network(host):
+    from vmlab.profile import load_profile
+    from vmlab.vmspec import nic_specs
+
+    nics = nic_specs("newton-aio", load_profile("newton-aio").profile)
+    assert host.network_collisions(nics) == []
+    made = host.ensure_networks(nics)
+    assert sorted(made) == ["vmlab-management", "vmlab-provider"]
+    host.remove_networks(made)

@@ -130,7 +130,7 @@ def test_install_boot_and_final_domain_on_the_test_driver(tmp_path):
     kernel, initrd, iso = tmp_path / "vmlinuz", tmp_path / "initrd.img", tmp_path / "c7.iso"
     for path in (kernel, initrd, iso):
         path.write_bytes(b"x" * 1024)
-    cmdline = install_boot_cmdline(ks_url="http://192.168.122.1:8000/t/ks.cfg",
+    cmdline = install_boot_cmdline(ks_url="http://192.168.123.1:8000/t/ks.cfg",
                                    stage2="hd:LABEL=CentOS\\x207\\x20x86_64")
     spec = build_vm_spec("newton-aio", loaded.profile, disk=DiskSpec(20),
                          boot=KernelBoot(kernel, initrd, cmdline), cdroms=(iso,),
@@ -151,3 +151,25 @@ def test_install_boot_and_final_domain_on_the_test_driver(tmp_path):
         assert [d.get("device") for d in final.findall("devices/disk")] == ["disk"]
         assert driver.find(ref.name).lab == "newton-aio"  # the ownership tag survives
         driver.destroy(ref)
+
+
+def hosts_entries(text: str) -> list[tuple[str, str]]:
+    return [(fields[1], fields[0]) for fields in
+            (line.split() for line in text.splitlines() if line and not line.startswith("#"))]
+
+
+@pytest.mark.parametrize("profile", ["newton-aio", "zed-aio-debian12"])
+def test_hosts_file_is_the_manuals_all_in_one(profile):
+    entries = dict(hosts_entries(written_files(profile)["/etc/hosts"]))
+    for name in ("controller", "compute1", "block1", "object1", "object2"):
+        assert entries[name] == "192.168.70.2", name
+
+
+def test_hosts_named_in_the_profile_are_written_as_given(tmp_path):
+    path = tmp_path / "nodes.yaml"
+    path.write_text("extends: newton-aio\nopenstack:\n  hosts: {compute1: 192.168.70.31}\n")
+    stages = {s["stage"]: s for s in plan("t", load_profile(str(path)))}
+    hosts = next(s["content"] for s in stages["network"]["install"]
+                 if s.get("write") == "/etc/hosts")
+    assert hosts_entries(hosts)[-2:] == [("controller", "192.168.70.2"),
+                                         ("compute1", "192.168.70.31")]

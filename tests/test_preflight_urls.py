@@ -120,7 +120,29 @@ def test_a_verified_iso_in_the_cache_is_not_asked_for(home, mirror):
     assert result.size == 3
 
 
-def test_a_mirror_that_refuses_connections_fails_every_check_at_once(home, mirror):
+@pytest.fixture
+def quick_retry(monkeypatch):
+    monkeypatch.setattr(urls, "RETRY_DELAY", 0.1)
+
+
+def test_a_mirror_busy_once_is_asked_again_and_passes(home, mirror, quick_retry):
+    mirror.busy["/" + TREE + ".treeinfo"] = 1
+    mirror.busy["/" + ISO] = 1
+    results = checked(home, mirror)
+    assert results["install tree"].check.status == "ok", results["install tree"].check
+    assert results["install ISO"].check.status == "ok", results["install ISO"].check
+    assert mirror.busy["/" + TREE + ".treeinfo"] == 0 and mirror.busy["/" + ISO] == 0
+
+
+def test_a_mirror_busy_twice_fails_with_its_answer(home, mirror, quick_retry):
+    mirror.busy["/" + TREE + ".treeinfo"] = 3
+    result = checked(home, mirror)["install tree"]
+    assert result.check.status == "fail"
+    assert "(HTTP 503)" in result.check.detail
+    assert mirror.busy["/" + TREE + ".treeinfo"] == 1  # asked exactly twice
+
+
+def test_a_mirror_that_refuses_connections_fails_every_check_at_once(home, mirror, quick_retry):
     mirror.port = closed_port()
     started = time.monotonic()
     results = checked(home, mirror)
@@ -129,7 +151,7 @@ def test_a_mirror_that_refuses_connections_fails_every_check_at_once(home, mirro
     assert f"127.0.0.1:{mirror.port} refuses connections" in results["install ISO"].check.detail
 
 
-def test_a_mirror_that_never_answers_fails_within_the_timeout(home, mirror):
+def test_a_mirror_that_never_answers_fails_within_the_timeout(home, mirror, quick_retry):
     silent = socket.socket()  # accepts connections (the kernel does) but never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
@@ -140,7 +162,7 @@ def test_a_mirror_that_never_answers_fails_within_the_timeout(home, mirror):
         elapsed = time.monotonic() - started
     finally:
         silent.close()
-    assert elapsed < 2.5  # every URL at once, each within its timeout
+    assert elapsed < 2.5  # every URL at once, each asked twice within its timeout
     assert {r.check.status for r in results.values()} == {"fail"}
     assert "did not answer within the timeout" in results["install tree"].check.detail
 
@@ -162,7 +184,8 @@ def test_a_name_that_does_not_resolve_says_so(home, mirror, monkeypatch):
     assert "the name vault.example.invalid does not resolve" in check.detail
 
 
-def test_a_name_lookup_that_hangs_holds_nothing_past_the_deadline(home, mirror, monkeypatch):
+def test_a_name_lookup_that_hangs_holds_nothing_past_the_deadline(home, mirror, monkeypatch,
+                                                                  quick_retry):
     """The socket timeout does not cover the name lookup: the deadline does."""
     release = threading.Event()
 
@@ -177,7 +200,7 @@ def test_a_name_lookup_that_hangs_holds_nothing_past_the_deadline(home, mirror, 
         elapsed = time.monotonic() - started
     finally:
         release.set()
-    assert elapsed < 3  # 2 x 0.5 s + 1 s, not the 30 s the lookups hang
+    assert elapsed < 3  # 2 x 0.5 s + 0.1 s + 1 s, not the 30 s the lookups hang
     assert all(r.check.status == "fail" and "no answer within 2s" in r.check.detail
                for r in results.values())
 

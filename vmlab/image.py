@@ -182,10 +182,12 @@ def seed_entries(*, authorized_keys: str, hostname: str,
     """
     network = "\n".join(f"{mac.lower()} {address}/{prefix}" + (f" {gateway}" if gateway else "")
                         for mac, address, prefix, gateway in nics)
-    return (("authorized_keys", authorized_keys.strip() + "\n"),
-            ("hostname", hostname),
-            ("network", network + "\n"),
-            ("dns", "".join(f"nameserver {server}\n" for server in dns)))
+    entries = (("authorized_keys", authorized_keys.strip() + "\n"),
+               ("hostname", hostname),
+               ("network", network + "\n"))
+    # no servers (they come from DHCP): no entry, so the guest's resolv.conf is left alone
+    return entries + ((("dns", "".join(f"nameserver {server}\n" for server in dns)),)
+                      if dns else ())
 
 
 SEED_UNIT = """\

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from vmlab import paths
+from vmlab.dns import guest_dns
 from vmlab.drivers.base import DiskSpec, Driver, KernelBoot, PowerState, VMRef
 from vmlab.errors import InfrastructureError, WaitTimeout
 from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile
@@ -75,7 +76,7 @@ def prepare(lab: str, loaded: LoadedProfile, public_key: str, secrets: dict[str,
             boot=KernelBoot(built.kernel, built.initrd, built.cmdline),
             guest_data=seed_entries(authorized_keys=public_key, hostname=profile.vm.hostname,
                                     nics=static_addresses(lab, profile),
-                                    dns=[str(ip) for ip in profile.vm.dns]))
+                                    dns=[str(ip) for ip in guest_dns(profile) or ()]))
         return
     assert isinstance(install, KickstartInstall)
     yield from _prepare_kickstart(lab, loaded, install, public_key, secrets, progress)

@@ -118,7 +118,7 @@ class KickstartInstall(Strict):
     method: Literal["kickstart"]
     template: str = "centos7.ks.j2"
     iso_url: str = "https://vault.centos.org/7.9.2009/isos/x86_64/CentOS-7-x86_64-Minimal-2009.iso"
-    iso_sha256: str = Field("07b94e6b1a0b0260b94c83d6bb76b26bf7a310dc78d273c54eb5fad73fbd8a8c",
+    iso_sha256: str = Field("07b94e6b1a0b0260b94c83d6bb76b26bf7a310dc78d7a9c7432809fb9bc6194a",
                             pattern=r"^[0-9a-f]{64}$")
     #: The install tree the kickstart's `url` command points at.
     install_url: str = "http://vault.centos.org/7.9.2009/os/x86_64/"
@@ -232,7 +232,8 @@ class VM(Strict):
     memory_mib: Int = Field(1024, ge=256, le=MAX_MEMORY_MIB)
     disk_gib: Int = Field(4, ge=1, le=2048)
     accel: Literal["auto", "kvm", "tcg"] = "auto"
-    dns: tuple[ipaddress.IPv4Address, ...] = (ipaddress.IPv4Address("10.0.2.3"),)
+    #: Name servers of the guest; null: the provider network's own (vmlab.dns.guest_dns).
+    dns: tuple[ipaddress.IPv4Address, ...] | None = None
     nics: tuple[Nic, ...]
 
     @field_validator("hostname")
@@ -292,7 +293,9 @@ class OpenStack(Strict):
     mirror: Literal["vault", "aliyun", "custom", "debian"] = "vault"
     mirror_url: str | None = None
     centos_release: str = "7.9.2009"
-    openstack_repo_url: str = "http://vault.centos.org/7.3.1611/cloud/$basearch/openstack-newton/"
+    #: The Cloud SIG's Newton repository: the vault's 7.4.1708 tree holds Newton's last
+    #: builds (docs/newton-aio.md, "Which Newton tree").
+    openstack_repo_url: str = "http://vault.centos.org/7.4.1708/cloud/$basearch/openstack-newton/"
     #: Where the release package (centos-release-openstack-newton) is: the extras of the
     #: CentOS release that shipped Newton.
     release_repo_url: str = "http://vault.centos.org/7.3.1611/extras/$basearch/"
@@ -301,13 +304,9 @@ class OpenStack(Strict):
                                     "2.centos.pool.ntp.org")
     #: A host name resolved to check outside DNS in the network stage; null skips it.
     outside_host: str | None = "openstack.org"
-    #: The manual's other nodes, on the management network (/etc/hosts).
-    hosts: dict[str, ipaddress.IPv4Address] = {
-        "compute1": ipaddress.IPv4Address("192.168.70.31"),
-        "block1": ipaddress.IPv4Address("192.168.70.41"),
-        "object1": ipaddress.IPv4Address("192.168.70.51"),
-        "object2": ipaddress.IPv4Address("192.168.70.52"),
-    }
+    #: The manual's other nodes in /etc/hosts; null: an all-in-one, as the manual's hosts
+    #: file has it (compute1, block1, object1, object2 on the controller's address).
+    hosts: dict[str, ipaddress.IPv4Address] | None = None
     #: The test image uploaded to Glance; null: a small qcow2 made on the host with qemu-img.
     image_url: str | None = "http://download.cirros-cloud.net/0.3.4/cirros-0.3.4-x86_64-disk.img"
     image_sha256: Sha256 | None = None

@@ -202,7 +202,7 @@ class PendingChecks:
     def __init__(self, fetches: list[Fetch], timeout: float) -> None:
         self.fetches, self.timeout = fetches, timeout
         self._results: dict[int, UrlResult] = {}
-        self.deadline = time.monotonic() + 2 * timeout + 1  # a check asks at most twice
+        self.deadline = time.monotonic() + self.deadline_seconds
         self._threads = [threading.Thread(target=self._run, args=(index, fetch), daemon=True,
                                           name=f"vmlab-preflight-{index}")
                          for index, fetch in enumerate(fetches)]
@@ -224,7 +224,8 @@ class PendingChecks:
 
     @property
     def deadline_seconds(self) -> float:
-        return 2 * self.timeout + 1
+        # a request asked twice (see ask), and a second to spare
+        return 2 * self.timeout + RETRY_DELAY + 1
 
 
 def _ok(fetch: Fetch, detail: str) -> Check:
@@ -326,7 +327,25 @@ class UnreachableError(Exception):
     """The URL did not answer: the message says why, in a few words."""
 
 
+#: Answers a busy mirror or CDN gives now and not a second later
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_DELAY = 1.0
+
+
 def ask(url: str, method: str, timeout: float, *, first_byte: bool = False) -> Answer:
+    """One request, asked a second time after a short pause when the first gets no answer
+    or a transient server error: one hiccup of a mirror must not stop a 40-minute build."""
+    import tenacity
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(2), wait=tenacity.wait_fixed(RETRY_DELAY),
+        retry=(tenacity.retry_if_exception_type(UnreachableError) |
+               tenacity.retry_if_result(lambda answer: answer.status in TRANSIENT_STATUSES)),
+        retry_error_callback=lambda state: state.outcome.result(), reraise=True)
+    return retrying(_ask_once, url, method, timeout, first_byte=first_byte)
+
+
+def _ask_once(url: str, method: str, timeout: float, *, first_byte: bool = False) -> Answer:
     headers = {"User-Agent": f"vmlab-preflight/{__version__}"}
     if first_byte:
         headers["Range"] = "bytes=0-0"

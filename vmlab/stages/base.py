@@ -38,6 +38,10 @@ class Context(Protocol):
     def exists(self, path: str) -> bool: ...
 
 
+#: The install manual's nodes besides the controller; an all-in-one's hosts file maps
+#: each to the controller's management address.
+ALL_IN_ONE_HOSTS = ("compute1", "block1", "object1", "object2")
+
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("vmlab", "templates"),
     undefined=jinja2.StrictUndefined,
@@ -76,6 +80,23 @@ class StageEnv:
                  "subnet": str(nic.subnet),
                  "gateway": str(nic.gateway) if nic.gateway else None}
                 for nic in self.profile.vm.nics]
+
+    @property
+    def other_hosts(self) -> list[tuple[str, str]]:
+        """(name, address) of the manual's other nodes for /etc/hosts: the profile's
+        openstack.hosts, or all on the controller's management address (an all-in-one)."""
+        hosts = self.profile.openstack.hosts
+        if hosts is not None:
+            return [(name, str(address)) for name, address in hosts.items()]
+        return [(name, self.management_address) for name in ALL_IN_ONE_HOSTS]
+
+    @property
+    def dns(self) -> list[str] | None:
+        """The guest's name servers (vmlab.dns); None: those of the provider's DHCP lease."""
+        from vmlab.dns import guest_dns
+
+        servers = guest_dns(self.profile)
+        return None if servers is None else [str(server) for server in servers]
 
     @property
     def management_subnet(self) -> str:

@@ -11,6 +11,24 @@ def wait_for_port(address: str | None, port: int, seconds: int = 60) -> str:
             f"sleep 0.2; done; echo 'nothing listens on {where}' >&2; exit 1")
 
 
+def start_after_network_online(c: Context, env: StageEnv, role: str) -> None:
+    """Order the service of ``role`` after network-online.target (a systemd drop-in).
+
+    It binds the management address: ordered only after network.target it can start
+    before that address exists (a boot from an offline snapshot) and fail to bind. Ordering
+    is what systemd documents for this (systemd.special(7), network-online.target), and it
+    keeps a wrong address an error, where net.ipv4.ip_nonlocal_bind would hide one."""
+    unit = env.platform.service(role)
+    c.put(env.render("openstack/after-network-online.conf.j2", unit=unit),
+          f"/etc/systemd/system/{unit}.service.d/vmlab-network-online.conf")
+    c.run("systemctl daemon-reload")
+
+
+def verify_after_network_online(c: Context, env: StageEnv, role: str) -> None:
+    unit = env.platform.service(role)
+    c.run(f"systemctl show -p After {unit} | grep -q network-online.target")
+
+
 # -- mariadb ----------------------------------------------------------------------------
 
 
@@ -18,6 +36,7 @@ def install_mariadb(c: Context, env: StageEnv) -> None:
     p = env.platform
     c.run(p.install("mariadb"))
     c.put(env.render("openstack/openstack.cnf.j2"), p.path("mariadb.cnf"))
+    start_after_network_online(c, env, "mariadb")
     c.run(p.enable_and_start("mariadb"))
     c.run(wait_for_port(env.management_address, 3306))
     # The effect of mysql_secure_installation, without its prompts. `mysql` reads
@@ -29,6 +48,7 @@ def install_mariadb(c: Context, env: StageEnv) -> None:
 
 def verify_mariadb(c: Context, env: StageEnv) -> None:
     c.run(wait_for_port(env.management_address, 3306, seconds=5))
+    verify_after_network_online(c, env, "mariadb")
     c.run("test \"$(mysql -N -e \"SELECT COUNT(*) FROM mysql.user WHERE User=''\")\" = 0")
     c.run("test -z \"$(mysql -N -e \"SHOW DATABASES LIKE 'test'\")\"")
     c.run("test \"$(mysql -N -e \"SELECT COUNT(*) FROM mysql.user WHERE User='root' AND "
@@ -65,6 +85,7 @@ def install_memcached(c: Context, env: StageEnv) -> None:
     # Erratum (later releases of the manual): listen on the management address so the
     # other nodes reach it, not only on localhost.
     c.put(env.render(f"openstack/memcached-{p.name}.j2"), p.path("memcached"))
+    start_after_network_online(c, env, "memcached")
     c.run(p.enable_and_start("memcached"))
 
 
@@ -75,11 +96,16 @@ def verify_memcached(c: Context, env: StageEnv) -> None:
           "read -t 5 reply <&3 && echo \"$reply\" | grep -q '^VERSION '")
 
 
+def verify_memcached_stage(c: Context, env: StageEnv) -> None:
+    verify_memcached(c, env)
+    verify_after_network_online(c, env, "memcached")
+
+
 STAGES = [
     Stage("mariadb", install_mariadb, verify_mariadb,
           description="MariaDB on the management address, secured without prompts"),
     Stage("rabbitmq", install_rabbitmq, verify_rabbitmq,
           description="RabbitMQ with the openstack user and its permissions"),
-    Stage("memcached", install_memcached, verify_memcached,
+    Stage("memcached", install_memcached, verify_memcached_stage,
           description="memcached on the management address"),
 ]

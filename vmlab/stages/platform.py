@@ -32,12 +32,19 @@ class Platform:
     keystone_site_shipped: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
-    def install(self, *roles: str) -> str:
-        """The command that installs the packages of ``roles``."""
+    def install(self, *roles: str, disable_repos: tuple[str, ...] = ()) -> str:
+        """The command that installs the packages of ``roles`` (yum: without the
+        repositories ``disable_repos`` for this one command)."""
         names: list[str] = []
         for role in roles:
             names.extend(self.packages[role])
-        return f"{self.install_command} {' '.join(shlex.quote(n) for n in names)}"
+        command = self.install_command
+        if disable_repos:
+            if not command.startswith("yum ") or not command.endswith(" install"):
+                raise ValueError(f"{self.name} cannot disable repositories for one command")
+            options = " ".join(f"--disablerepo={shlex.quote(r)}" for r in disable_repos)
+            command = f"{command[:-len(' install')]} {options} install"
+        return f"{command} {' '.join(shlex.quote(n) for n in names)}"
 
     def service(self, role: str) -> str | None:
         return self.services[role]
