@@ -285,3 +285,17 @@ def test_rebuild_on_error_rollback_reverts_the_stage_that_failed(lab, vmlab_cli,
                        "--report-dir", str(tmp_path / "r"), "--on-error", "rollback")
     assert result.code == 1 and "rolled back to just before b" in result.err
     assert [s["status"] for s in saved(lab["home"])["stages"]] == ["done", "pending"]
+
+
+def test_a_stage_added_ahead_of_done_ones_runs_in_its_place_and_later_snapshots_follow(
+        lab, vmlab_cli):
+    text = lab["profile"].read_text().replace('  - {name: b, run: ["echo b"]}',
+                                              '  - {name: x, run: ["echo x"]}\n'
+                                              '  - {name: b, run: ["echo b"]}')
+    lab["profile"].write_text(text)
+    assert drift(vmlab_cli) == {"a": "unchanged", "b": "stale"}  # x: not in the lab yet
+    result = vmlab_cli("provision", "--lab", "t1", "--yes")
+    assert result.code == 0, result
+    assert lab["guest"].commands == ["echo x", "echo b"]  # x in its place, then b again
+    assert "deleted snapshot 'b': it was taken before x ran; taking it again" in result.err
+    assert "deleted snapshot 'complete': it was taken" not in result.err  # rollback removed it

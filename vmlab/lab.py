@@ -553,13 +553,25 @@ def run_provision(lab: str | None = None, *, progress: Progress = QUIET,
         for record in lab_obj.state.stages:
             if record.status == "done":
                 continue
-            if record.name not in lab_obj.snapshots(ref):
-                lab_obj.take_snapshot(ref, record.name, f"before stage {record.name}")
+            _snapshot_before(lab_obj, ref, record.name, f"before stage {record.name}",
+                             result.ran)
             lab_obj.run_stage(ref, by_name[record.name], record)
             result.ran.append(record.name)
-        if COMPLETE not in lab_obj.snapshots(ref):
-            lab_obj.take_snapshot(ref, COMPLETE, "every stage done")
+        _snapshot_before(lab_obj, ref, COMPLETE, "every stage done", result.ran)
     return result
+
+
+def _snapshot_before(lab_obj: Lab, ref: VMRef, name: str, description: str,
+                     ran: list[str]) -> None:
+    """Take the snapshot ``name`` unless it is there; one taken before a stage that has run
+    since (e.g. a stage added to the profile ahead of it) is taken again."""
+    if name in lab_obj.snapshots(ref):
+        if not ran:
+            return
+        lab_obj.driver.snapshot_delete(ref, name)
+        lab_obj.progress.step(f"deleted snapshot {name!r}: it was taken before {ran[-1]} "
+                              "ran; taking it again")
+    lab_obj.take_snapshot(ref, name, description)
 
 
 def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) -> None:
