@@ -123,9 +123,11 @@ class Vmlab:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
 
-    def __call__(self, *args: str, expect: int | None = 0,
-                 timeout: float = 1800) -> subprocess.CompletedProcess:
-        result = subprocess.run(VMLAB + list(args), env=self.env, capture_output=True,
+    def __call__(self, *args: str, expect: int | None = 0, timeout: float = 1800,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """``env``: variables added for this one command (e.g. VMLAB_SEED_PASSWORDS)."""
+        result = subprocess.run(VMLAB + list(args), env={**self.env, **(env or {})},
+                                capture_output=True,
                                 text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if expect is not None and result.returncode != expect:
             raise AssertionError(

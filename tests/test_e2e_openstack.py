@@ -1,6 +1,11 @@
 """The long one (`make e2e-openstack`): a real Keystone and Glance in a Debian 12 guest,
 deployed by the newton-aio stages, rolled back to before keystone, and resumed.
 
+Every secret of the lab is a seed made of what breaks quoting (`'`, `"`, `$`, a space, a
+backslash): MariaDB, RabbitMQ, keystone-manage, the openstack client and the openrc files
+must each get it byte for byte, as the built-in stages hand secrets over by environment or
+stdin, never inside a command.
+
 It also measures what issue "proof under pressure" asks of rollback at full scale: getting
 back to just before keystone by `vmlab rollback keystone` against building the lab to that
 point (the same run's create up to keystone's start, without the guest image build), saved
@@ -16,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab_harness import virsh
+from tests.lab_harness import Vmlab, virsh
 
 pytestmark = [pytest.mark.openstack, pytest.mark.e2e, pytest.mark.slow]
 LAB = "e2e-openstack"
+SEED = "it's \"$HOME\" \\x"
 
 
 def stage_times(vmlab) -> str:
@@ -61,7 +67,8 @@ def save_rollback_figure(rebuild: float, rollback: float, mode: str) -> None:
 def test_deploy_roll_back_keystone_and_resume(libvirtd, vmlab):
     started = time.monotonic()
     create_wall = time.time()
-    vmlab("create", "--profile", "zed-aio-debian12", "--lab", LAB, timeout=3600)
+    seeded = Vmlab({**vmlab.env, "VMLAB_SEED_PASSWORDS": SEED})
+    seeded("create", "--profile", "zed-aio-debian12", "--lab", LAB, timeout=3600)
     deployed = time.monotonic() - started
     print(f"\ndeployed in {deployed / 60:.1f} min:\n{stage_times(vmlab)}")
 

@@ -3,11 +3,17 @@ console the lab's generated secrets; no secret value may then appear in anything
 printed (stdout and stderr, with --json and --debug) or wrote under its XDG dirs (state,
 logs, run reports, failure records), except in the 0600 secrets file.
 
+The lab is seeded (VMLAB_SEED_PASSWORDS, off vmlab's command line) with a value holding a
+quote, double quotes, `$`, spaces and a backslash: it must reach the guest byte for byte,
+through a command's environment as built-in stages hand it on, and never show in the
+guest's process list while the command that uses it runs.
+
 Left out on purpose: `vmlab ssh` (it prints what the operator's own command prints) and
 `vmlab openrc` (it prints a password by design, for an OpenStack lab).
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import stat
@@ -23,6 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 LAB = "e2e-secrets"
 PROFILE = str(REPO / "tests/data/profiles/secrets-audit.yaml")
 MASK = "********"
+SEED = 'it\'s "$HOME" \\x'
 
 
 def files_under(root: Path, since: float | None = None, max_size: int | None = None):
@@ -39,9 +46,15 @@ def files_under(root: Path, since: float | None = None, max_size: int | None = N
             yield path
 
 
+def forms(value: str) -> set[str]:
+    """A value as text, JSON and XML/HTML would carry it (a leak may be escaped)."""
+    return {value, json.dumps(value)[1:-1], html.escape(value), html.escape(value, quote=False)}
+
+
 def holds(text: str, secrets: dict[str, str]) -> list[str]:
-    """The names of the secrets whose value is in ``text``."""
-    return sorted(name for name, value in secrets.items() if value in text)
+    """The names of the secrets whose value, in any of its forms, is in ``text``."""
+    return sorted(name for name, value in secrets.items()
+                  if any(form in text for form in forms(value)))
 
 
 def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
@@ -57,12 +70,13 @@ def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
         return vmlab("ssh", "--lab", LAB, "--", command).stdout
 
     try:
-        run("create", "--profile", PROFILE, "--lab", LAB, "--no-provision")
+        result = vmlab("create", "--profile", PROFILE, "--lab", LAB, "--no-provision",
+                       env={"VMLAB_SEED_PASSWORDS": SEED})
+        printed.append(("create", result.stdout + result.stderr))
         lab_dir = vmlab.state_dir / "labs" / LAB
         secrets_file = lab_dir / "secrets.json"
         secrets = json.loads(secrets_file.read_text())
-        assert set(secrets) == {"db_password", "admin_token"}
-        assert all(len(value) >= 20 for value in secrets.values())
+        assert secrets == {"db_password": SEED, "admin_token": SEED}
         assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
 
         # `check` fails while the flag exists; its snapshot (taken just before it) keeps it.
@@ -103,8 +117,15 @@ def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
         # The secrets really went where the stages sent them: there was something to leak,
         # and the audit finds a secret where one is (the operator's own `cat` prints it).
         shown = guest("cat /root/app.conf")
-        assert shown == f"password={secrets['db_password']}\n"
-        assert holds(shown, secrets) == ["db_password"]
+        assert shown == f"password={SEED}\n"
+        assert holds(shown, secrets) == sorted(secrets)
+        # Byte for byte through a command's environment, as built-in stages hand secrets on...
+        assert guest("od -An -tx1 /root/seed.bin").split() == [f"{b:02x}" for b in SEED.encode()]
+        # ...and in no process's command line while that command ran: the watcher saw the
+        # command's own arguments (the canary), never the value.
+        seen = guest("cat /root/ps.log")
+        assert "vmlab-canary" in seen and "/root/seed.bin" in seen
+        assert SEED not in seen
 
         leaks = [f"`vmlab {command}` printed {name}"
                  for command, text in printed for name in holds(text, secrets)]

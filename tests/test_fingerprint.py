@@ -100,8 +100,9 @@ def test_a_vmlab_upgrade_that_changes_a_builtin_stage_changes_its_fingerprint(tm
 def test_secrets_count_by_name_not_value(tmp_path):
     path = write(tmp_path / "a.yaml")
     one = prints(path)
-    assert "<secret:token>" not in one["last"].text  # an env variable: not in the text...
-    # ...but part of the hash: renaming the secret script stages get changes them
+    # the text names the secret a command gets, never its value
+    assert "    env VMLAB_SECRET_TOKEN=<secret:token>" in one["last"].text
+    # renaming the secret script stages get changes them
     renamed = prints(write(tmp_path / "b.yaml", secrets="[other]"))
     assert changed_from(one, renamed) == ["first", "memcached-install", "memcached-config",
                                           "last"]

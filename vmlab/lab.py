@@ -357,6 +357,7 @@ def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
     name = check_lab_name(lab if lab is not None else loaded.profile.name)
     stages = resolve_stages(loaded)
     plan(name, loaded)  # e.g. a stage needing a secret the profile does not generate
+    _check_seed(seed_passwords)
     files = LabFiles(name)
     _refuse_existing(files)
     preflight.require(name, loaded, profile_name, urls=check_urls, progress=progress)
@@ -375,6 +376,17 @@ def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
     if provision:
         run_provision(name, progress=progress)
     return name
+
+
+def _check_seed(seed: str | None) -> None:
+    """A seed every stage can hand on byte for byte (never shown: it is a password)."""
+    from vmlab.stages.secretio import seed_problem
+
+    problem = None if seed is None else seed_problem(seed)
+    if problem is not None:
+        raise UsageError(f"the --seed-passwords value cannot be every secret of the lab: "
+                         f"{problem}", hint="choose a value without it, or leave "
+                                            "--seed-passwords out to have secrets generated")
 
 
 def _refuse_existing(files: LabFiles) -> None:

@@ -2,7 +2,8 @@
 
 Stages run against a recording context: commands "succeed" with empty output, files are
 captured with their content. Secrets are replaced by placeholders before the stages see
-them, so a plan never holds a real secret and is the same on every machine.
+them, so a plan never holds a real secret and is the same on every machine; a command
+shows the variable its secret comes in (`env NAME=<secret:...>`), never the value.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Mapping
 
 from vmlab.profile import LoadedProfile
 from vmlab.stages import StageEnv, resolve_stages
+from vmlab.stages.secretio import MaskedSecret
 
 
 @dataclass
@@ -48,15 +50,20 @@ class RecordingContext:
 
 
 def masked_secrets(names: tuple[str, ...] | list[str]) -> dict[str, str]:
-    return {name: f"<secret:{name}>" for name in names}
+    return {name: MaskedSecret(f"<secret:{name}>") for name in names}
 
 
-def plan(lab: str, loaded: LoadedProfile) -> list[dict]:
-    """[{stage, description, reboot, install: [...], verify: [...]}] in stage order."""
+def plan(lab: str, loaded: LoadedProfile,
+         secrets: Mapping[str, str] | None = None) -> list[dict]:
+    """[{stage, description, reboot, install: [...], verify: [...]}] in stage order.
+
+    ``secrets``: values to plan with instead of the placeholders (tests use it to see
+    where a real value would go)."""
+    if secrets is None:
+        secrets = masked_secrets(loaded.profile.secrets)
     stages = []
     for stage in resolve_stages(loaded):
-        env = StageEnv(lab=lab, profile=loaded.profile,
-                       secrets=masked_secrets(loaded.profile.secrets),
+        env = StageEnv(lab=lab, profile=loaded.profile, secrets=secrets,
                        host_files={name: f"<host file: {name}>" for name in stage.host_files})
         install, verify = RecordingContext(), RecordingContext()
         stage.install(install, env)
@@ -74,6 +81,8 @@ def format_stage(stage: dict) -> list[str]:
         for step in stage[phase]:
             if "run" in step:
                 lines.append(f"[{phase}] $ {step['run']}")
+                lines.extend(f"    env {name}={value}"
+                             for name, value in step.get("env", {}).items())
                 if "input" in step:
                     lines.extend("    < " + line for line in step["input"].splitlines())
             elif "upload" in step:

@@ -91,6 +91,21 @@ def _ansi_c(text: str) -> str:
                           for b in text.encode()) + "'"
 
 
+def shell_script(command: str, env: Mapping[str, str] | None, input: str | None,
+                 marker: str) -> str:
+    """What the session's bash reads to run ``command``: ``env`` exported and ``input`` as
+    its stdin, both inside this text (bash's own input), so no value is in any argv."""
+    exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
+    body = f"( {exports}eval {_ansi_c(command)} )"
+    if input is None:
+        body += " </dev/null"
+    else:
+        data = base64.b64encode(input.encode()).decode()
+        body = f"printf %s {data} | base64 -d | {body}"
+    return (f"{body}; __vmlab_rc=$?; printf '\\n{marker} %d\\n' $__vmlab_rc; "
+            f"printf '\\n{marker}\\n' >&2\n")
+
+
 class _Announcer:
     """Tells a watcher that a command started, still runs (every TICK seconds) and ended.
     A watcher that fails is logged and ignored: showing progress must never fail a stage."""
@@ -244,15 +259,7 @@ class Session:
 
     def _script(self, command: str, env: Mapping[str, str] | None, input: str | None,
                 marker: str) -> str:
-        exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in (env or {}).items())
-        body = f"( {exports}eval {_ansi_c(command)} )"
-        if input is None:
-            body += " </dev/null"
-        else:
-            data = base64.b64encode(input.encode()).decode()
-            body = f"printf %s {data} | base64 -d | {body}"
-        return (f"{body}; __vmlab_rc=$?; printf '\\n{marker} %d\\n' $__vmlab_rc; "
-                f"printf '\\n{marker}\\n' >&2\n")
+        return shell_script(command, env, input, marker)
 
     def _collect(self, marker: str, timeout: float, shown: str,
                  tick: Callable[[], None]) -> tuple[str, str, int]:

@@ -18,8 +18,10 @@ from vmlab.cli.stagerun import NO_ROLLBACK_OPTION, ON_ERROR_OPTION, YES_OPTION
 @NEW_LAB_OPTION
 @click.option("--no-provision", is_flag=True, help="Stop once the OS is up.")
 @click.option("--seed-passwords", metavar="VALUE", default=None,
+              envvar="VMLAB_SEED_PASSWORDS", show_envvar=True,
               help="Use VALUE for every generated secret (reproduces a manual's fixed "
-                   "passwords; not for shared labs).")
+                   "passwords; not for shared labs). Prefer the environment variable: a "
+                   "command line is visible to every user of the host.")
 @click.option("--no-preflight", is_flag=True,
               help="Skip the preflight's URL checks (the local checks always run).")
 @ON_ERROR_OPTION

@@ -6,6 +6,7 @@ import importlib
 from vmlab.errors import ProfileError
 from vmlab.profile import LoadedProfile, ScriptStage
 from vmlab.stages.base import Context, Stage, StageEnv
+from vmlab.stages.secretio import secret_variable
 
 #: Modules whose STAGES lists are the built-in stages.
 STAGE_MODULES = (
@@ -28,8 +29,7 @@ def builtin_stages() -> dict[str, Stage]:
 def secret_variables(env: StageEnv) -> dict[str, str] | None:
     """The lab's secrets for a profile's commands, as ``$VMLAB_SECRET_<NAME>``: the values
     reach the guest's shell without ever being part of a command line or a log."""
-    return {f"VMLAB_SECRET_{name.upper()}": value
-            for name, value in env.secrets.items()} or None
+    return {secret_variable(name): value for name, value in env.secrets.items()} or None
 
 
 def script_stage(entry: ScriptStage) -> Stage:

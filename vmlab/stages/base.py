@@ -13,6 +13,7 @@ import jinja2
 
 from vmlab.errors import ProfileError, UsageError
 from vmlab.profile import OpenStack, Profile
+from vmlab.stages.secretio import FILTERS
 
 if TYPE_CHECKING:
     from vmlab.stages.platform import Platform
@@ -48,6 +49,7 @@ _templates = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,
 )
+_templates.filters.update(FILTERS)  # each format's quoting of a secret (see secretio)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from vmlab.stages.base import Context, Stage, StageEnv
 from vmlab.stages.infrastructure import wait_for_port
-from vmlab.stages.keystone import ADMIN, create_database
+from vmlab.stages.keystone import ADMIN, create_database, create_user
 
 IMAGE_PATH = "/root/vmlab-test-image.img"
 
@@ -11,8 +11,7 @@ IMAGE_PATH = "/root/vmlab-test-image.img"
 def install_glance(c: Context, env: StageEnv) -> None:
     p = env.platform
     create_database(c, env, "glance", "glance_db")
-    c.run(ADMIN + f"openstack user create --or-show --domain default "
-          f"--password '{env.secret('glance')}' glance")
+    create_user(c, env, "glance", "glance")
     c.run(ADMIN + "openstack role add --project service --user glance admin")
     c.run(ADMIN + "openstack service show image >/dev/null 2>&1 || openstack service create "
           "--name glance --description 'OpenStack Image' image")

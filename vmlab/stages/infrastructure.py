@@ -64,11 +64,35 @@ def install_rabbitmq(c: Context, env: StageEnv) -> None:
     c.run(p.enable_and_start("rabbitmq"))
     c.run("rabbitmqctl await_startup 2>/dev/null || rabbitmqctl wait /var/run/rabbitmq/pid "
           "2>/dev/null || sleep 10")
-    password = env.secret("rabbit")
-    c.run("if rabbitmqctl list_users -q | grep -q '^openstack\\b'; then "
-          f"rabbitmqctl change_password openstack '{password}'; else "
-          f"rabbitmqctl add_user openstack '{password}'; fi")
+    set_rabbitmq_password(c, env, "openstack", env.secret("rabbit"))
     c.run('rabbitmqctl set_permissions openstack ".*" ".*" ".*"')
+
+
+#: Where the older rabbitmqctl's broker reads a password from (it takes none on stdin).
+RABBIT_PASSWORD_FILE = "/var/lib/rabbitmq/.vmlab-password"
+
+
+def set_rabbitmq_password(c: Context, env: StageEnv, user: str, password: str) -> None:
+    """Create ``user`` with ``password`` or change its password, the value never in argv.
+
+    rabbitmqctl 3.8 and later read the password from stdin when the argument is left out
+    (rabbitmq-server: deps/rabbitmq_cli/lib/rabbitmq/cli/core/input.ex, one line, trimmed).
+    The older one (CentOS 7's 3.6) takes it only as an argument, so the broker itself reads
+    it from a file only it and root can read, removed at once.
+    """
+    exists = f"rabbitmqctl list_users -q </dev/null | grep -q '^{user}\\b'"
+    if env.platform.rabbitmqctl_reads_password:
+        c.run(f"if {exists}; then rabbitmqctl change_password {user}; "
+              f"else rabbitmqctl add_user {user}; fi", input=password + "\n", hide=True)
+        return
+    c.put(password, RABBIT_PASSWORD_FILE, mode=0o600)
+    internal = "rabbit_auth_backend_internal"
+    expression = (f'{{ok, P}} = file:read_file("{RABBIT_PASSWORD_FILE}"), U = <<"{user}">>, '
+                  f"ok = case {internal}:lookup_user(U) of "
+                  f"{{ok, _}} -> {internal}:change_password(U, P); "
+                  f"_ -> {internal}:add_user(U, P) end.")
+    c.run(f"chown rabbitmq {RABBIT_PASSWORD_FILE} && rabbitmqctl eval '{expression}'; "
+          f"rc=$?; rm -f {RABBIT_PASSWORD_FILE}; exit $rc", hide=True)
 
 
 def verify_rabbitmq(c: Context, env: StageEnv) -> None:

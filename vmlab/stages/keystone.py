@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from vmlab.stages.base import Context, Stage, StageEnv
 from vmlab.stages.infrastructure import wait_for_port
+from vmlab.stages.secretio import secret_variable
 
 ADMIN = ". /root/admin-openrc && "
 
@@ -11,6 +12,20 @@ def create_database(c: Context, env: StageEnv, name: str, secret: str) -> None:
     """CREATE DATABASE and the two GRANTs of the manual (SQL on stdin, never logged)."""
     c.run("mysql", input=env.render("openstack/database.sql.j2", database=name, user=name,
                                     password=env.secret(secret)), hide=True)
+
+
+def create_user(c: Context, env: StageEnv, user: str, secret: str) -> None:
+    """`openstack user create --or-show --domain default --password PASSWORD USER`, with the
+    password from the environment: the client runs in-process (openstackclient.shell.main,
+    the `openstack` command's own entry point) and adds it to its arguments itself."""
+    variable = secret_variable(secret)
+    program = ("import os, sys; from openstackclient.shell import main; "
+               f"a = sys.argv[1:] + ['--password', os.environ['{variable}']]; "
+               "u = type(u''); "
+               "sys.exit(main([x if isinstance(x, u) else x.decode('utf-8') for x in a]))")
+    c.run(ADMIN + f"{env.platform.python} -c \"{program}\" "
+          f"user create --or-show --domain default {user}",
+          env={variable: env.secret(secret)})
 
 
 def keystone_urls(env: StageEnv) -> dict[str, str]:
@@ -37,10 +52,13 @@ def install_keystone(c: Context, env: StageEnv) -> None:
     c.run("keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone")
     c.run("keystone-manage credential_setup --keystone-user keystone --keystone-group keystone")
     urls = keystone_urls(env)
-    c.run(f"keystone-manage bootstrap --bootstrap-password '{env.secret('admin')}' "
+    # keystone-manage reads the password from OS_BOOTSTRAP_PASSWORD when the option is left
+    # out (keystone: keystone/cmd/cli.py, BootStrap).
+    c.run(f"keystone-manage bootstrap "
           f"--bootstrap-admin-url {urls['admin']} --bootstrap-internal-url {urls['internal']} "
           f"--bootstrap-public-url {urls['public']} "
-          f"--bootstrap-region-id {env.openstack.region}")
+          f"--bootstrap-region-id {env.openstack.region}",
+          env={"OS_BOOTSTRAP_PASSWORD": env.secret("admin")})
     # Apache: ServerName, the keystone WSGI site, started.
     c.put("ServerName controller\n", p.path("httpd-servername"))
     if not p.keystone_site_shipped:
@@ -63,8 +81,7 @@ def install_keystone(c: Context, env: StageEnv) -> None:
           "--description 'Service Project' service")
     c.run(ADMIN + "openstack project create --or-show --domain default "
           "--description 'Demo Project' demo")
-    c.run(ADMIN + f"openstack user create --or-show --domain default "
-          f"--password '{env.secret('demo')}' demo")
+    create_user(c, env, "demo", "demo")
     c.run(ADMIN + "openstack role create --or-show user")
     c.run(ADMIN + "openstack role add --project demo --user demo user")
 

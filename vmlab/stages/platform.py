@@ -30,6 +30,12 @@ class Platform:
     #: whether the keystone package ships the manual's Apache site (CentOS's wsgi-keystone.conf);
     #: where it does not, the stage writes it from the same text
     keystone_site_shipped: bool = True
+    #: the interpreter of the distribution's openstack client (it runs the client in-process
+    #: to hand it a password from the environment)
+    python: str = "python3"
+    #: whether rabbitmqctl reads a password from stdin when none is given (its Elixir CLI,
+    #: RabbitMQ 3.8 on, e.g. 3.10 in Debian 12); the older one takes it only as an argument
+    rabbitmqctl_reads_password: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def install(self, *roles: str, disable_repos: tuple[str, ...] = ()) -> str:
@@ -99,6 +105,8 @@ CENTOS7 = Platform(
     keystone_admin_port=35357,
     has_selinux=True,
     has_firewalld=True,
+    python="python",
+    rabbitmqctl_reads_password=False,
 )
 
 DEBIAN12 = Platform(
