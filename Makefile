@@ -13,7 +13,7 @@ BENCH_NOTE ?=
 
 help:
 	@echo "make demo           build a small Debian guest and run the demo lab on local libvirt/qemu"
-	@echo "make test           install what the tests need and run them (about 15 minutes)"
+	@echo "make test           install what the tests need and run them (about 10 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
 	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM)"
 	@echo "make bench          benchmarks under bench/, written to docs/benchmarks.md (about 45 minutes)"
@@ -52,7 +52,7 @@ demo-clean: venv
 # Two pytest runs side by side, each with its own guests (see scripts/run-tests).
 test: venv vcsim
 	VMLAB_TEST_CACHE=$(CACHE)/test VMLAB_VCSIM=$(CACHE)/vcsim/vcsim-vmlab \
-	  scripts/run-tests $(PYTEST_ARGS)
+	  $(BIN)/python scripts/run-tests $(PYTEST_ARGS)
 
 test-fast: venv
 	$(BIN)/pytest -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
@@ -77,6 +77,7 @@ bench: venv bench-venv
 	@# the OpenStack rollback figure comes from `make e2e-openstack` and is kept
 	find $(CACHE)/bench/results -name '*.json' ! -name rollback_ratio_openstack.json -delete 2>/dev/null || true
 	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/lab_commands.py
 	$(BIN)/python bench/remote_commands.py
 	$(BIN)/python bench/snapshot_overhead.py
 	$(BIN)/python bench/rollback_ratio.py --mode live

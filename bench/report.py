@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import BENCH_VENV, REPO, RESULTS, load_note, table  # noqa: E402
 
-ORDER = ["cli_start", "snapshot_overhead", "remote_commands", "rollback_ratio",
+ORDER = ["cli_start", "lab_commands", "snapshot_overhead", "remote_commands", "rollback_ratio",
          "rollback_ratio_live", "rollback_ratio_offline", "rollback_ratio_openstack",
          "rebuild_ratio", "reapply_ratio"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.sshd import FakeGuest, Sshd
 from vmlab import remote
-from vmlab.cli.base import CliProgress
+from vmlab.cli.progress import CliProgress
 from vmlab.lab import Lab
 from vmlab.profile import load_profile
 from vmlab.progress import CommandEvent, format_duration

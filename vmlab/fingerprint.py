@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Iterable, Literal
 
 from vmlab.plan import format_stage, plan
 from vmlab.profile import LoadedProfile
-from vmlab.state import StageRecord
+from vmlab.statemodel import StageRecord
 
 if TYPE_CHECKING:
-    from vmlab.state import LabState
+    from vmlab.statemodel import LabState
 
 Drift = Literal["unchanged", "changed", "stale", "unknown"]
 
@@ -119,7 +119,7 @@ def lab_diff(lab: str | None, stage: str | None = None) -> list[dict]:
     unified diff of the plan it ran against the plan as the profile gives it now."""
     import difflib
 
-    from vmlab.lab import resolve_lab_name
+    from vmlab.paths import resolve_lab_name
     from vmlab.labprofile import load_lab_profile
     from vmlab.state import LabFiles
 

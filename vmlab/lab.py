@@ -18,19 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from vmlab import drivers, paths
+from vmlab import drivers, labview, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
 from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
                           RemoteCommandFailed, SnapshotExists, SnapshotFailed, StageFailed,
                           StateError, UsageError, VmlabError)
 from vmlab.labprofile import follow_stage_list, load_lab_profile
-from vmlab.names import check_lab_name
-from vmlab.profile import Hypervisor, LoadedProfile, VsphereHypervisor, load_profile
+from vmlab.labview import lab_vm
+from vmlab.names import COMPLETE, check_lab_name
+from vmlab.paths import resolve_lab_name  # noqa: F401 - commands use it from here
+from vmlab.profile import Hypervisor, LoadedProfile, load_profile
 from vmlab.progress import QUIET, CommandWatcher, Progress
+from vmlab.sshtarget import Target
 from vmlab.stages import Stage, StageEnv, resolve_stages
-from vmlab.paths import list_labs
-from vmlab.state import LabFiles, LabState, StageRecord, now
-from vmlab.vmspec import build_vm_spec, driver_options, hypervisor_uri, nic_specs, vm_name
+from vmlab.state import LabFiles, now
+from vmlab.statemodel import LabState, StageRecord
+from vmlab.vmspec import build_vm_spec, hypervisor_uri, nic_specs, vm_name
 
 if TYPE_CHECKING:
     from vmlab.fingerprint import StagePrint
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vmlab")
 
-COMPLETE = "complete"
 BOOT_TIMEOUT = float(os.environ.get("VMLAB_BOOT_TIMEOUT", "600"))
 SHUTDOWN_TIMEOUT = 180.0
 
@@ -51,19 +53,6 @@ def _set_guest_clock(session: Session) -> None:
     if result.exit_code != 0:
         log.warning("could not set the guest's clock after a live revert: %s",
                     result.stderr.strip())
-
-
-def resolve_lab_name(given: str | None) -> str:
-    """The lab a command acts on: the one named, or the only one there is."""
-    if given is not None:
-        return check_lab_name(given)
-    labs = list_labs()
-    if len(labs) == 1:
-        return labs[0]
-    if not labs:
-        raise NotFound("there are no labs", hint="create one: vmlab create --profile demo")
-    raise UsageError(f"there are {len(labs)} labs ({', '.join(labs)}); say which one",
-                     hint=f"add --lab NAME, e.g. --lab {labs[0]}")
 
 
 @dataclass
@@ -80,6 +69,9 @@ class Lab:
     #: The stages' fingerprints as the profile is now (see vmlab.fingerprint), recorded
     #: with each stage as it runs.
     prints: dict[str, "StagePrint"] = dataclasses.field(default_factory=dict)
+    #: The drift key of the files those fingerprints come from (None: one changed while
+    #: they were read) and the files (see vmlab.driftkey); None: not worked out.
+    drift: tuple[str | None, list[str]] | None = None
 
     @property
     def name(self) -> str:
@@ -90,18 +82,18 @@ class Lab:
         return self.files.load_secrets()
 
     def ref(self) -> VMRef:
-        ref = self.driver.find(self.state.vm_name)
-        if ref is None:
-            raise NotFound(f"the VM {self.state.vm_name!r} of lab {self.name!r} no longer "
-                           "exists on the hypervisor",
-                           hint=f"remove what is left with `vmlab destroy --lab {self.name}` "
-                                "and create the lab again")
-        if ref.lab != self.name:
-            raise NotOwned(f"the VM {ref.name!r} is not tagged as lab {self.name!r}'s",
-                           hint="vmlab only touches VMs it created")
-        return ref
+        return lab_vm(self.driver, self.name, self.state.vm_name)
 
     def save(self) -> None:
+        """Write the state; with the drift key when no stage that ran has changed since (so
+        that `vmlab status` need not work the fingerprints out to show that)."""
+        if self.drift is not None:
+            from vmlab.fingerprint import first_changed
+
+            key, watched = self.drift
+            unchanged = first_changed(self.state.stages, list(self.prints.values())) is None
+            self.state.drift_key = key if unchanged else None
+            self.state.drift_files = watched
         self.files.save(self.state)
 
     def stage_env(self, stage: Stage | None = None) -> StageEnv:
@@ -119,9 +111,7 @@ class Lab:
                         host_files=host_files)
 
     # -- SSH ---------------------------------------------------------------------------
-    def target(self, ref: VMRef):
-        from vmlab.remote import Target
-
+    def target(self, ref: VMRef) -> Target:
         endpoint = self.driver.ssh_endpoint(ref, self.state.ssh.port)
         return Target(host=endpoint.host, port=endpoint.port, user=self.state.ssh.user,
                       key_file=self.files.ssh_key, known_hosts=self.files.known_hosts,
@@ -265,13 +255,9 @@ class Lab:
 
 def open_driver(hypervisor: Hypervisor) -> Driver:
     """Connect to a hypervisor section: a profile's, or the one a lab's state recorded."""
-    password = None
-    if isinstance(hypervisor, VsphereHypervisor):
-        password = os.environ.get(hypervisor.password_env)
-        if not password:
-            raise UsageError(f"no vSphere password: ${hypervisor.password_env} is not set",
-                             hint=f"export {hypervisor.password_env}=... and run again")
-    return drivers.connect(hypervisor.kind, **driver_options(hypervisor, password))
+    data = hypervisor.model_dump(mode="json")
+    return drivers.connect(hypervisor.kind,
+                           **labview.driver_options(data, labview.password(data)))
 
 
 @contextlib.contextmanager
@@ -279,8 +265,9 @@ def open_lab(lab: str | None, command: str, progress: Progress = QUIET,
              *, lock: bool = True, with_stages: bool = False) -> Iterator[Lab]:
     """Load the lab's state, connect to the hypervisor it records, and reconcile.
 
-    Commands that change the lab take its lock (``lock=True``); read-only ones (status,
-    snapshots, ssh) do not, so they work while a long provision runs. Only commands that
+    Commands that change the lab take its lock (``lock=True``); read-only ones (a rebuild's
+    report) do not, so they work while a long provision runs (status, snapshots and ssh do
+    not open the lab at all: vmlab.labview). Only commands that
     run stages (``with_stages``) read the lab's profile: everything else works from the
     state, whatever became of the profile file.
     """
@@ -530,16 +517,21 @@ def run_provision(lab: str | None = None, *, progress: Progress = QUIET,
     from vmlab.fingerprint import drifts, first_changed, stage_prints
 
     result = ProvisionResult()
+    reading = time.time_ns()  # before the profile is read: see driftkey.settled_key
     with open_lab(lab, "provision", progress, with_stages=True) as lab_obj:
         assert lab_obj.loaded is not None
         prints = stage_prints(lab_obj.name, lab_obj.loaded)
         lab_obj.prints = {p.stage: p for p in prints}
+        lab_obj.drift = _drift(lab_obj, reading)
         records = lab_obj.state.stages
         changed = first_changed(records, prints)
         ref = lab_obj.ref()
         if changed is None and not lab_obj.state.pending():
             if COMPLETE in lab_obj.snapshots(ref):
                 result.noop = True
+                if lab_obj.drift != (lab_obj.state.drift_key, lab_obj.state.drift_files):
+                    lab_obj.save()  # e.g. a profile touched but not changed: status is
+                    # quick again
                 return result
         if changed is not None and rollback_changed:
             kinds = drifts(records, prints)
@@ -571,6 +563,17 @@ def run_provision(lab: str | None = None, *, progress: Progress = QUIET,
             result.ran.append(record.name)
         _snapshot_before(lab_obj, ref, COMPLETE, "every stage done", result.ran)
     return result
+
+
+def _drift(lab_obj: Lab, reading: int) -> tuple[str | None, list[str]]:
+    """The drift key of the files the lab's plans were just read from (``reading``: when
+    reading began) and those files."""
+    from vmlab import driftkey
+
+    assert lab_obj.loaded is not None
+    watched = driftkey.watched_files(lab_obj.loaded, lab_obj.state.profile_path,
+                                     lab_obj.state.profile)
+    return driftkey.settled_key(watched, reading), watched
 
 
 def _snapshot_before(lab_obj: Lab, ref: VMRef, name: str, description: str,

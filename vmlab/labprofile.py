@@ -9,7 +9,7 @@ from pathlib import Path
 from vmlab.errors import ProfileError
 from vmlab.profile import LoadedProfile, load_profile
 from vmlab.progress import QUIET, Progress
-from vmlab.state import LabState, StageRecord
+from vmlab.statemodel import LabState, StageRecord
 
 
 def load_lab_profile(state: LabState, progress: Progress = QUIET) -> LoadedProfile:

@@ -24,6 +24,9 @@ HYPERVISOR_NAME_RE = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,49}$"
 #: port group is "VM Network" (vmlab only looks it up, or makes a host-only one by that name).
 PORT_GROUP_RE = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)| (?=[A-Za-z0-9_.-])){0,79}$"
 
+#: The snapshot taken after a lab's last stage: no stage may be named so.
+COMPLETE = "complete"
+
 _LAB_NAME = re.compile(LAB_NAME_RE)
 _HYPERVISOR_NAME = re.compile(HYPERVISOR_NAME_RE)
 _PORT_GROUP = re.compile(PORT_GROUP_RE)

@@ -2,29 +2,19 @@
 (the same template the keystone stage writes into the guest), without reading the profile."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from vmlab.errors import StateError, UsageError
+from vmlab.rendering import templates  # the stages' template environment: the same file
+from vmlab.stages.platform import PLATFORMS
 from vmlab.state import LabFiles
-from vmlab.stages.base import _templates  # the stages' template environment: the same file
-from vmlab.stages.keystone import keystone_urls
-from vmlab.stages.platform import PLATFORMS, Platform
 
 KEYSTONE = "keystone"
 
 
-@dataclass(frozen=True)
-class _KeystoneSite:
-    """What keystone_urls reads of a stage's environment: the guest's platform."""
-
-    platform: Platform
-
-
 def openrc(files: LabFiles, user: str) -> str:
     """The openrc of OpenStack ``user`` (admin or demo) of the lab; it holds the password."""
-    state = files.load()
+    state = files.read()
     lab = files.lab
-    stage_names = [record.name for record in state.stages]
+    stage_names = [record["name"] for record in state["stages"]]
     if KEYSTONE not in stage_names:
         raise UsageError(f"lab {lab!r} has no OpenStack: none of its stages "
                          f"({', '.join(stage_names) or 'none'}) is {KEYSTONE!r}",
@@ -34,13 +24,13 @@ def openrc(files: LabFiles, user: str) -> str:
     if password is None:
         raise UsageError(f"lab {lab!r} has no password for the OpenStack user {user!r}",
                          hint=f"its profile generates no {user!r} secret (its `secrets:` list)")
-    platform = PLATFORMS.get(state.platform or "")
+    platform = PLATFORMS.get(state["platform"] or "")
     if platform is None:
         raise StateError(f"the state of lab {lab!r} does not say which platform its guest "
                          "runs, so the Keystone address is unknown",
                          hint=f"rebuild the state from the hypervisor: vmlab recover --lab {lab} "
-                              f"--profile {state.profile}")
-    urls = keystone_urls(_KeystoneSite(platform))  # type: ignore[arg-type]
-    return _templates.get_template("openstack/openrc.j2").render(
+                              f"--profile {state['profile']}")
+    urls = platform.keystone_urls()
+    return templates.get_template("openstack/openrc.j2").render(
         env=None, user=user, project=user, password=password,
         auth_url=urls["admin" if user == "admin" else "public"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import platformdirs
 
+from vmlab.errors import NotFound, UsageError
 from vmlab.names import LAB_NAME_RE, check_lab_name
 
 APP = "vmlab"
@@ -76,3 +77,16 @@ def list_labs() -> list[str]:
     return sorted(p.name for p in root.iterdir()
                   if p.is_dir() and re.fullmatch(LAB_NAME_RE, p.name)
                   and (p / "state.json").is_file())
+
+
+def resolve_lab_name(given: str | None) -> str:
+    """The lab a command acts on: the one named, or the only one there is."""
+    if given is not None:
+        return check_lab_name(given)
+    labs = list_labs()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise NotFound("there are no labs", hint="create one: vmlab create --profile demo")
+    raise UsageError(f"there are {len(labs)} labs ({', '.join(labs)}); say which one",
+                     hint=f"add --lab NAME, e.g. --lab {labs[0]}")

@@ -8,7 +8,8 @@ from vmlab.errors import NotFound, NotOwned, UsageError
 from vmlab.lab import COMPLETE, open_driver
 from vmlab.names import check_lab_name
 from vmlab.profile import load_profile
-from vmlab.state import LabFiles, LabState, StageRecord, now
+from vmlab.state import LabFiles, now
+from vmlab.statemodel import LabState, StageRecord
 from vmlab.vmspec import hypervisor_uri, vm_name
 
 

@@ -35,6 +35,7 @@ from fabric import Config, Connection
 from vmlab.errors import InfrastructureError, RemoteCommandFailed, WaitTimeout
 from vmlab.progress import CommandEvent, CommandWatcher
 from vmlab.redaction import MASK, redact  # noqa: F401 - re-exported for callers
+from vmlab.sshtarget import Target  # noqa: F401 - re-exported for callers
 
 log = logging.getLogger("vmlab.remote")
 # paramiko logs every failed connection attempt with a traceback; vmlab reports them itself.
@@ -52,24 +53,6 @@ TICK = 1.0
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 #: Seconds between two attempts of ``wait_for_ssh``.
 RETRY_EVERY = 2.0
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the guest's sshd answers."""
-
-    host: str
-    port: int
-    user: str
-    key_file: Path
-    known_hosts: Path
-    #: ssh jump host (user, host, port, keyfile or None), when the guest is not reachable
-    #: from here directly (a remote hypervisor's forwarded port).
-    jump: tuple[str, str, int, str | None] | None = None
-
-    def describe(self) -> str:
-        via = f" via {self.jump[0]}@{self.jump[1]}:{self.jump[2]}" if self.jump else ""
-        return f"{self.user}@{self.host}:{self.port}{via}"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ The hypervisor is the truth for the VM and its snapshots; this file records what
 vmlab knows: which profile built the lab, which stages ran and how they ended, and what
 commands on an existing lab need without reading the profile again (schema version 2): how
 to reach the hypervisor, the SSH user and port, the snapshot mode and the guest's platform;
-and the fingerprint of the plan each stage ran (schema version 3, see vmlab.fingerprint).
+and the fingerprint of the plan each stage ran, with the key that tells `vmlab status` when
+none can have changed (schema version 3, see vmlab.fingerprint and vmlab.driftkey).
 A profile edited into an invalid one, or moved, never stops status, rollback or destroy.
 Layout of a lab directory::
 
@@ -20,84 +21,34 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as pysecrets
-import socket
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, NoReturn
-from urllib.parse import urlparse
-
-import filelock
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from vmlab import paths
-from vmlab.errors import LabLocked, NotFound, StateError, VmlabError
-from vmlab.names import LAB_NAME_RE
-from vmlab.profile import (Hypervisor, LibvirtHypervisor, Snapshots, Ssh, VsphereHypervisor,
-                           load_profile)
+from vmlab.errors import LabLocked, NotFound, StateError
+
+if TYPE_CHECKING:
+    from vmlab.statemodel import LabState
 
 #: Version 2 added hypervisor, ssh, snapshots and platform; version 3 the stages' plan
 #: fingerprints. Older files are migrated.
 SCHEMA_VERSION = 3
 OLDEST_SCHEMA_VERSION = 1
-StageStatus = Literal["pending", "running", "done", "failed"]
+
+
+def __getattr__(name: str) -> Any:
+    """The model (vmlab.statemodel, which imports pydantic) only when asked for by name."""
+    if name in ("LabState", "StageRecord", "StageStatus", "migrate_v1", "migrate_v2"):
+        from vmlab import statemodel
+
+        return getattr(statemodel, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-class StageRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    status: StageStatus = "pending"
-    attempts: int = 0
-    started: datetime | None = None
-    finished: datetime | None = None
-    duration: float | None = None
-    log: str | None = None
-    error: str | None = None
-    #: The chained fingerprint of the plan the stage last ran with, and the hash of its own
-    #: plan alone (None: it has not run, or it ran before vmlab recorded them).
-    fingerprint: str | None = None
-    plan_hash: str | None = None
-
-
-class LabState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: int = SCHEMA_VERSION
-    lab: str = Field(pattern=LAB_NAME_RE)
-    profile: str
-    profile_path: str
-    driver: str
-    uri: str
-    #: The profile's hypervisor section when the lab was made: where its VM lives.
-    hypervisor: Hypervisor
-    ssh: Ssh
-    snapshots: Snapshots
-    #: The guest's distribution (None: a migrated version 1 lab whose profile is gone).
-    platform: str | None = None
-    vm_name: str
-    vm_uuid: str | None = None
-    acceleration: str | None = None
-    created: datetime
-    stages: list[StageRecord]
-
-    def stage(self, name: str) -> StageRecord:
-        for record in self.stages:
-            if record.name == name:
-                return record
-        raise NotFound(f"lab {self.lab!r} has no stage {name!r}",
-                       hint="stages: " + ", ".join(r.name for r in self.stages))
-
-    def index(self, name: str) -> int:
-        return [r.name for r in self.stages].index(self.stage(name).name)
-
-    def pending(self) -> list[StageRecord]:
-        return [r for r in self.stages if r.status != "done"]
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -126,70 +77,6 @@ def _json_kind(value: Any) -> str:
             int: "a number", float: "a number", type(None): "null"}.get(type(value), "a value")
 
 
-def _describe(error: dict[str, Any]) -> str:
-    """One pydantic problem as `key: what is wrong (given: value)`."""
-    key = ""
-    for part in error["loc"]:
-        if part in ("libvirt", "vsphere"):  # the union's branch tag, not a key
-            continue
-        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-    message = {"missing": "required key is missing",
-               "extra_forbidden": "unknown key"}.get(error["type"], error["msg"])
-    given = error.get("input")
-    if error["type"] not in ("missing", "extra_forbidden") and not isinstance(given, (dict, list)):
-        message += f" (given: {given!r})"
-    return f"{key or '(top level)'}: {message}"
-
-
-def migrate_v1(raw: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 state, which recorded no connection settings, as version 2.
-
-    They come from the lab's profile when it still loads and names the hypervisor the lab
-    was made on; otherwise from the recorded URI, with the profile defaults for the rest
-    (libvirt pool `vmlab`, SSH as root on port 22, offline snapshots). Written back as
-    version 2 by the next command that saves the state.
-    """
-    from vmlab.vmspec import hypervisor_uri
-
-    data = dict(raw, schema_version=2)
-    profile = None
-    try:
-        where = str(raw.get("profile_path") or "")
-        profile = load_profile(where if where and Path(where).is_file()
-                               else str(raw.get("profile"))).profile
-    except (VmlabError, OSError, ValueError, RecursionError):
-        pass
-    if (profile is not None and profile.hypervisor.kind == raw.get("driver")
-            and hypervisor_uri(profile.hypervisor) == raw.get("uri")):
-        data.update(hypervisor=profile.hypervisor.model_dump(mode="json"),
-                    ssh=profile.ssh.model_dump(mode="json"),
-                    snapshots=profile.snapshots.model_dump(mode="json"),
-                    platform=profile.platform)
-        return data
-    data.update(hypervisor=_hypervisor_from_uri(raw.get("driver"), raw.get("uri")),
-                ssh=Ssh().model_dump(mode="json"),
-                snapshots=Snapshots().model_dump(mode="json"), platform=None)
-    return data
-
-
-def migrate_v2(raw: dict[str, Any]) -> dict[str, Any]:
-    """A version 2 state as version 3: its stages have no recorded fingerprint (unknown, so
-    never reported as changed) until they run again."""
-    return dict(raw, schema_version=3)
-
-
-def _hypervisor_from_uri(driver: Any, uri: Any) -> dict[str, Any] | None:
-    if driver == "libvirt" and isinstance(uri, str):
-        return LibvirtHypervisor(kind="libvirt", uri=uri).model_dump(mode="json")
-    if driver == "vsphere" and isinstance(uri, str):
-        parsed = urlparse(uri)  # vsphere://user@host:port, as vmspec.hypervisor_uri writes it
-        if parsed.hostname and parsed.username:
-            return VsphereHypervisor(kind="vsphere", host=parsed.hostname,
-                                     port=parsed.port or 443,
-                                     user=parsed.username).model_dump(mode="json")
-    return None  # validation then names the key
-
-
 class LabFiles:
     """The files of one lab."""
 
@@ -211,6 +98,27 @@ class LabFiles:
 
     # -- state -------------------------------------------------------------------
     def load(self) -> LabState:
+        """The validated state (a version 1 or 2 state migrated to version 3)."""
+        from vmlab.statemodel import problems
+
+        result = problems(self._read_checked())
+        if isinstance(result, list):
+            more = f" (and {len(result) - 3} more)" if len(result) > 3 else ""
+            self._broken("; ".join(result[:3]) + more)
+        return result
+
+    def read(self) -> dict[str, Any]:
+        """The state as JSON data, as ``load().model_dump(mode="json")`` gives it, for the
+        commands that only read it: without pydantic when the file is what vmlab writes
+        (vmlab.stateview), else through the model, whose errors are the same as load's."""
+        from vmlab.stateview import plain
+
+        raw = self._read_checked()
+        data = plain(raw) if raw["schema_version"] == SCHEMA_VERSION else None
+        return data if data is not None else self.load().model_dump(mode="json")
+
+    def _read_checked(self) -> dict[str, Any]:
+        """The state file's JSON object, of a schema version this vmlab reads."""
         if not self.state.is_file():
             raise NotFound(f"lab {self.lab!r} does not exist",
                            hint="see `vmlab status` for the labs there are, or create one "
@@ -233,16 +141,7 @@ class LabFiles:
                      f"drop its files: vmlab destroy --forget --lab {self.lab}")
         if version < OLDEST_SCHEMA_VERSION:
             self._broken(f"its schema_version {version} is not one vmlab ever wrote")
-        if version == 1:
-            raw = migrate_v1(raw)
-        if raw["schema_version"] == 2:
-            raw = migrate_v2(raw)
-        try:
-            return LabState.model_validate(raw)
-        except ValidationError as exc:
-            problems = [_describe(error) for error in exc.errors()]
-            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-            self._broken("; ".join(problems[:3]) + more)
+        return raw
 
     def _read_json(self) -> Any:
         try:
@@ -288,6 +187,8 @@ class LabFiles:
         values = self.load_secrets()
         missing = [name for name in names if name not in values]
         if missing:
+            import secrets as pysecrets
+
             for name in missing:
                 values[name] = seed if seed is not None else pysecrets.token_urlsafe(18)
             write_atomic(self.secrets, json.dumps(values, indent=2).encode(), mode=0o600)
@@ -309,6 +210,8 @@ class LabFiles:
             return None
         if not isinstance(info, dict):
             return None
+        import socket
+
         if info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
             return None
         return info
@@ -332,16 +235,21 @@ class LabLock:
     def __init__(self, files: LabFiles, command: str) -> None:
         self.files = files
         self.command = command
+        import filelock
+
+        self._filelock = filelock
         self._lock = filelock.FileLock(str(files.lock_file), timeout=0)
 
     def __enter__(self) -> "LabLock":
         self.files.root.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire()
-        except filelock.Timeout:
+        except self._filelock.Timeout:
             raise LabLocked(f"lab {self.files.lab!r} is busy: {self.holder()}",
                             hint="wait for that command to finish; a lock left by a process "
                                  "that died is released automatically") from None
+        import socket
+
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
                 "since": now().isoformat()}
         write_atomic(self.files.lock_info, json.dumps(info).encode(), mode=0o644)

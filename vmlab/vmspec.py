@@ -5,7 +5,7 @@ from typing import Any
 
 from vmlab.paths import home_id
 from vmlab.drivers.base import DiskSpec, KernelBoot, NetworkSpec, NicSpec, VMSpec
-from vmlab.profile import Hypervisor, LibvirtHypervisor, Nic, Profile, VsphereHypervisor
+from vmlab.profile import Hypervisor, LibvirtHypervisor, Nic, Profile
 
 
 def vm_name(lab: str) -> str:
@@ -66,13 +66,9 @@ def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
 def driver_options(hv: Hypervisor, password: str | None = None) -> dict[str, Any]:
     """Connection options for vmlab.drivers.connect() from a hypervisor section (a profile's,
     or the one a lab's state recorded)."""
-    if isinstance(hv, LibvirtHypervisor):
-        return {"uri": hv.uri, "pool": hv.pool}
-    if isinstance(hv, VsphereHypervisor):
-        return {"host": hv.host, "port": hv.port, "user": hv.user, "password": password,
-                "insecure": hv.insecure, "datacenter": hv.datacenter, "cluster": hv.cluster,
-                "host_system": hv.host_system, "datastore": hv.datastore, "folder": hv.folder}
-    raise AssertionError(f"unhandled hypervisor {hv!r}")
+    from vmlab.labview import driver_options as options
+
+    return options(hv.model_dump(mode="json"), password)
 
 
 def hypervisor_uri(hv: Hypervisor) -> str:

@@ -1,18 +1,16 @@
 """The `vmlab` command line: the only place that prints, prompts or exits.
 
 Heavy modules (the orchestrator, drivers, Fabric) are imported inside the commands, so
-`vmlab --help` stays fast and never imports libvirt, pyVmomi or Fabric.
+`vmlab --help` stays fast and never imports libvirt, pyVmomi or Fabric; a command's own
+module (labs, files, nightly, preflight, diff) is imported when that command runs (base.LazyGroup).
 """
 from __future__ import annotations
 
 import signal
 import sys
-import traceback
 
 import click
 
-from vmlab.cli import diff, files, labs, nightly  # noqa: F401 - they register the commands
-from vmlab.cli import preflight  # noqa: F401
 from vmlab.cli.base import cli
 from vmlab.errors import EXIT_FAILED, EXIT_USAGE, VmlabError
 
@@ -45,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         result = cli.main(args=argv, prog_name="vmlab", standalone_mode=False)
     except VmlabError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         click.echo(f"error: {exc.message}", err=True)
         for problem in getattr(exc, "problems", []):
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception:  # a bug: still no bare traceback unless asked for
         if debug:
             raise
+        import traceback
+
         click.echo("error: vmlab failed unexpectedly: "
                    f"{traceback.format_exc().strip().splitlines()[-1]}", err=True)
         click.echo("hint: run again with --debug for the traceback, and report it", err=True)

@@ -1,15 +1,21 @@
-"""The command group, its shared options and how progress looks on screen."""
+"""The command group and its shared options (how progress looks on screen: cli.progress)."""
 from __future__ import annotations
 
-import contextlib
-import json
-import time
-from typing import Any, Callable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from vmlab import __version__
-from vmlab.progress import CommandEvent, Progress, Waiting, format_duration
+
+if TYPE_CHECKING:
+    from vmlab.cli.progress import CliProgress
+
+
+def cli_progress() -> CliProgress:
+    """Progress on screen, for the commands that show it (loaded by them only)."""
+    from vmlab.cli.progress import CliProgress
+
+    return CliProgress()
 
 
 def _lab_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -33,115 +39,85 @@ NEW_LAB_OPTION = lab_option("The lab's name (default: the profile's name).")
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
+#: The options of the commands that run stages (vmlab.cli.stagerun carries them out).
+ON_ERROR_CHOICES = ("ask", "shell", "keep", "rollback")
 
-def _stamp() -> str:
-    return time.strftime("%H:%M:%S")
+ON_ERROR_OPTION = click.option(
+    "--on-error", "on_error", type=click.Choice(ON_ERROR_CHOICES), default=None,
+    help="When a stage fails: `shell` opens `vmlab ssh` at the failure (the failed command "
+         "and its output shown first), `keep` leaves the guest as it failed, `rollback` "
+         "reverts to the stage's snapshot so the next `resume` starts clean, `ask` offers "
+         "them. Default: ask on a terminal, keep otherwise.")
 
+YES_OPTION = click.option(
+    "--yes", "-y", is_flag=True,
+    help="Roll back to the first stage that changed since it ran without asking (for "
+         "scripts; without a terminal, a lab with changed stages needs --yes or "
+         "--no-rollback).")
 
-class CliProgress(Progress):
-    """A spinner on a terminal; timestamped plain lines (for logs and CI) otherwise.
-
-    Around a stage, the guest command running now (as the stage log shows it: secrets
-    redacted) and how long it has run: ticking on the spinner line; otherwise a line as
-    each command starts, a "still running" line every ``still_every`` seconds while a long
-    one runs, and a "finished" line when such a long one ends.
-    """
-
-    #: Longest command text on a plain line; the stage log has every command in full.
-    LINE_WIDTH = 160
-
-    def __init__(self, stream: TextIO | None = None, *, still_every: float = 30.0) -> None:
-        from rich.console import Console
-
-        self.stream = stream  # None: stderr
-        self.console = Console(file=stream, stderr=stream is None)
-        self.tty = self.console.is_terminal
-        self.still_every = still_every
-
-    def _line(self, text: str) -> None:
-        click.echo(f"[{_stamp()}] {text}", file=self.stream, err=True)
-
-    def step(self, message: str) -> None:
-        super().step(message)
-        if self.tty:
-            self.console.print(f"[green]✓[/] {message}", highlight=False)
-        else:
-            self._line(message)
-
-    def warn(self, message: str) -> None:
-        super().warn(message)
-        self._line(f"warning: {message}")
-
-    @staticmethod
-    def one_line(command: str, width: int) -> str:
-        """A command's first line, cut to ``width`` characters; "…" marks what was left out."""
-        lines = command.strip().splitlines() or [""]
-        text = lines[0]
-        if len(text) > width or len(lines) > 1:
-            text = text[:max(width - 1, 1)].rstrip() + "…"
-        return text
-
-    @classmethod
-    def status_text(cls, message: str, waited: float, event: CommandEvent | None,
-                    width: int) -> str:
-        """The spinner line: the wait, how long it has lasted, and the command running now
-        with its own elapsed time, cut to fit ``width`` columns."""
-        head = f"{message} ({format_duration(waited)})"
-        if event is None or event.state == "finished":
-            return head
-        tail = f" ({format_duration(event.elapsed)})"
-        room = width - len(head) - len(tail) - 6  # ": ", the spinner and a margin
-        return f"{head}: {cls.one_line(event.command, max(room, 20))}{tail}"
-
-    @contextlib.contextmanager
-    def waiting(self, message: str) -> Iterator[Waiting]:
-        started = time.monotonic()
-        with super().waiting(message) as logged:
-            if self.tty:
-                with self.console.status(message) as status:
-                    def detail(text: str) -> None:
-                        logged(text)
-                        status.update(f"{message}: {text} "
-                                      f"({format_duration(time.monotonic() - started)})")
-
-                    def command(event: CommandEvent) -> None:
-                        status.update(self.status_text(message, time.monotonic() - started,
-                                                       event, self.console.width))
-                    yield Waiting(message, detail, command)
-            else:
-                self._line(f"{message} ...")
-                last_detail = [time.monotonic()]
-                last_still = [0.0]
-
-                def detail(text: str) -> None:
-                    logged(text)
-                    if time.monotonic() - last_detail[0] >= 10:
-                        last_detail[0] = time.monotonic()
-                        self._line(f"{message}: {text}")
-
-                def command(event: CommandEvent) -> None:
-                    shown = self.one_line(event.command, self.LINE_WIDTH)
-                    if event.state == "started":
-                        last_still[0] = 0.0
-                        self._line(f"{message}: {shown}")
-                    elif event.state == "running":
-                        if event.elapsed - last_still[0] >= self.still_every:
-                            last_still[0] = event.elapsed
-                            self._line(f"{message}: still running: {shown} "
-                                       f"({format_duration(event.elapsed)})")
-                    elif event.elapsed >= self.still_every:
-                        self._line(f"{message}: finished: {shown} (exit {event.exit_code}, "
-                                   f"{format_duration(event.elapsed)})")
-                yield Waiting(message, detail, command)
-        if not self.tty:
-            self._line(f"{message}: done in {format_duration(time.monotonic() - started)}")
+NO_ROLLBACK_OPTION = click.option(
+    "--no-rollback", is_flag=True,
+    help="Never roll back for a changed stage: run only the pending stages.")
 
 
 def _print_json(data: Any) -> None:
+    import json
+
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Each command and the module that defines it (vmlab.cli.<module>).
+COMMAND_MODULES = {
+    **dict.fromkeys(("create", "provision", "resume", "rollback", "snapshots", "status",
+                     "destroy", "recover", "ssh", "ssh-config"), "labs"),
+    **dict.fromkeys(("plan", "render", "openrc", "profiles"), "files"),
+    **dict.fromkeys(("rebuild", "runs", "gc"), "nightly"),
+    "preflight": "preflight",
+    "diff": "diff",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module when that command is asked for, so that
+    `vmlab status` does not load the code of every other command. Listing the commands
+    (`--help`, ``commands``) loads them all. (click's "lazily loading subcommands" pattern.)
+    """
+
+    def __init__(self, *args: Any, modules: dict[str, str], **kwargs: Any) -> None:
+        self._commands: dict[str, click.Command] = {}
+        self._importing = False
+        self.modules = modules
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        if not self._importing:
+            for module in sorted(set(self.modules.values())):
+                self._import(module)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def _import(self, module: str) -> None:
+        """Import vmlab.cli.<module>: its decorators add its commands to this group."""
+        import importlib
+
+        self._importing = True
+        try:
+            importlib.import_module(f"vmlab.cli.{module}")
+        finally:
+            self._importing = False
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._commands and cmd_name in self.modules:
+            self._import(self.modules[cmd_name])
+        return self._commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, modules=COMMAND_MODULES,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(__version__, prog_name="vmlab")
 @click.pass_context

@@ -89,8 +89,8 @@ def openrc(user: str, lab: str | None) -> None:
     Example:
       eval "$(vmlab openrc admin)" && openstack token issue
     """
-    from vmlab.lab import resolve_lab_name
     from vmlab.openrc import openrc as build_openrc
+    from vmlab.paths import resolve_lab_name
     from vmlab.state import LabFiles
 
     click.echo(build_openrc(LabFiles(resolve_lab_name(lab)), user), nl=False)

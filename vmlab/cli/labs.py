@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, CliProgress, _print_json,
-                            cli, lab_option)
-from vmlab.cli.stagerun import NO_ROLLBACK_OPTION, ON_ERROR_OPTION, YES_OPTION
+from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, NO_ROLLBACK_OPTION,
+                            ON_ERROR_OPTION, YES_OPTION, _print_json, cli, cli_progress,
+                            lab_option)
 
 
 @cli.command()
@@ -45,7 +45,7 @@ def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: st
 
     try:
         name = labs.create(profile, lab, provision=not no_provision,
-                           seed_passwords=seed_passwords, progress=CliProgress(),
+                           seed_passwords=seed_passwords, progress=cli_progress(),
                            check_urls=not no_preflight)
     except StageFailed as exc:
         after_failure(exc, on_error)
@@ -110,7 +110,7 @@ def rollback(stage: str, lab: str | None) -> None:
     """
     from vmlab import lab as labs
 
-    labs.rollback(stage, lab, progress=CliProgress())
+    labs.rollback(stage, lab, progress=cli_progress())
     click.echo(f"rolled back {stage}; run `vmlab resume` to run it again")
 
 
@@ -125,10 +125,8 @@ def snapshots(lab: str | None, as_json: bool) -> None:
       vmlab snapshots --json
     """
     from vmlab import labinfo
-    from vmlab.lab import open_lab
 
-    with open_lab(lab, "snapshots", lock=False) as lab_obj:
-        rows = labinfo.snapshot_rows(lab_obj)
+    rows = labinfo.snapshot_rows(lab)
     if as_json:
         _print_json(rows)
         return
@@ -279,7 +277,7 @@ def destroy(lab: str | None, forget: bool, yes: bool) -> None:
         labs.forget(name)
         click.echo(f"lab {name} forgotten")
     else:
-        labs.destroy(name, progress=CliProgress())
+        labs.destroy(name, progress=cli_progress())
         click.echo(f"lab {name} destroyed")
 
 
@@ -305,10 +303,9 @@ def recover(lab: str, profile: str) -> None:
 
 
 def _ssh_args(lab: str | None) -> tuple[list[str], dict[str, Any]]:
-    from vmlab.lab import open_lab
+    from vmlab.labview import ssh_target
 
-    with open_lab(lab, "ssh", lock=False) as lab_obj:
-        target = lab_obj.target(lab_obj.ref())
+    target = ssh_target(lab)
     args = ["ssh", "-i", str(target.key_file), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={target.known_hosts}", "-o", "StrictHostKeyChecking=yes",
             "-o", "BatchMode=yes", "-p", str(target.port)]
@@ -350,7 +347,7 @@ def ssh_config(lab: str | None) -> None:
     Example:
       vmlab ssh-config >> ~/.ssh/config && ssh vmlab-demo
     """
-    from vmlab.lab import resolve_lab_name
+    from vmlab.paths import resolve_lab_name
 
     name = resolve_lab_name(lab)
     _, info = _ssh_args(name)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from vmlab.cli.base import JSON_OPTION, NEW_LAB_OPTION, CliProgress, _print_json, cli, lab_option
-from vmlab.cli.stagerun import ON_ERROR_OPTION, act, interactive
+from vmlab.cli.base import (JSON_OPTION, NEW_LAB_OPTION, ON_ERROR_OPTION, _print_json, cli,
+                            cli_progress, lab_option)
 from vmlab.errors import EXIT_FAILED, UsageError
 
 
@@ -50,7 +50,7 @@ def rebuild(profile: str, lab: str | None, from_stage: str | None, from_scratch:
         raise UsageError("--from, --from-scratch and --changed exclude each other")
     report = run_rebuild(profile, lab, from_stage=from_stage, retries=retries,
                          report_dir=report_dir, keep_runs=keep_runs, changed=changed,
-                         progress=CliProgress())
+                         progress=cli_progress())
     if as_json:
         from dataclasses import asdict
 
@@ -66,9 +66,11 @@ def rebuild(profile: str, lab: str | None, from_stage: str | None, from_scratch:
             click.echo(f"  - {problem}", err=True)
         if report.hint:
             click.echo(f"hint: {report.hint}", err=True)
+    from vmlab.cli import stagerun
+
     failed = [stage for stage in report.stages if stage.status == "failed"]
-    if failed and (on_error is not None or interactive()):
-        act(report.lab, failed[0].name, failed[0].failure or {}, on_error or "ask")
+    if failed and (on_error is not None or stagerun.interactive()):
+        stagerun.act(report.lab, failed[0].name, failed[0].failure or {}, on_error or "ask")
     sys.exit(report.exit_code)
 
 

@@ -2,30 +2,10 @@
 ran (--yes, --no-rollback), and where a failed stage leaves the operator (--on-error)."""
 from __future__ import annotations
 
-import subprocess
 import sys
 from typing import Any, Callable
 
 import click
-
-ON_ERROR_CHOICES = ("ask", "shell", "keep", "rollback")
-
-ON_ERROR_OPTION = click.option(
-    "--on-error", "on_error", type=click.Choice(ON_ERROR_CHOICES), default=None,
-    help="When a stage fails: `shell` opens `vmlab ssh` at the failure (the failed command "
-         "and its output shown first), `keep` leaves the guest as it failed, `rollback` "
-         "reverts to the stage's snapshot so the next `resume` starts clean, `ask` offers "
-         "them. Default: ask on a terminal, keep otherwise.")
-
-YES_OPTION = click.option(
-    "--yes", "-y", is_flag=True,
-    help="Roll back to the first stage that changed since it ran without asking (for "
-         "scripts; without a terminal, a lab with changed stages needs --yes or "
-         "--no-rollback).")
-
-NO_ROLLBACK_OPTION = click.option(
-    "--no-rollback", is_flag=True,
-    help="Never roll back for a changed stage: run only the pending stages.")
 
 
 def interactive() -> bool:
@@ -59,11 +39,11 @@ def confirm_rollback(lab: str | None, yes: bool) -> Callable[[str, list[str]], b
 def provision(lab: str | None, yes: bool, no_rollback: bool, on_error: str | None) -> None:
     """`vmlab provision` and `vmlab resume`."""
     from vmlab import lab as labs
-    from vmlab.cli.base import CliProgress
+    from vmlab.cli.base import cli_progress
     from vmlab.errors import StageFailed
 
     try:
-        result = labs.run_provision(lab, progress=CliProgress(),
+        result = labs.run_provision(lab, progress=cli_progress(),
                                     confirm=confirm_rollback(lab, yes),
                                     rollback_changed=not no_rollback)
     except StageFailed as exc:
@@ -105,9 +85,9 @@ def act(lab: str, stage: str, failure: dict, mode: str, exc: Any = None) -> None
         open_shell(lab)
     elif mode == "rollback":
         from vmlab import lab as labs
-        from vmlab.cli.base import CliProgress
+        from vmlab.cli.base import cli_progress
 
-        labs.rollback(stage, lab, progress=CliProgress())
+        labs.rollback(stage, lab, progress=cli_progress())
         if exc is not None:
             exc.hint = (f"log: {exc.log_path}\nrolled back to just before {stage}; fix it, "
                         f"then: vmlab resume --lab {lab}")
@@ -129,6 +109,8 @@ def show_failure(stage: str, failure: dict) -> None:
 
 def open_shell(lab: str) -> int:
     """An interactive `vmlab ssh` in the lab's guest; returns when the operator leaves it."""
+    import subprocess
+
     from vmlab.cli.labs import _ssh_args
 
     args, _ = _ssh_args(lab)

@@ -7,7 +7,6 @@ ownership tag naming the lab; a driver refuses to touch anything without it.
 from __future__ import annotations
 
 import abc
-import enum
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Literal
 
+from vmlab.drivers.refs import Endpoint, Glance, PowerState, Snapshot, VMRef  # noqa: F401
 from vmlab.errors import DriverError, WaitTimeout
 
 NicRole = Literal["provider", "management"]
@@ -28,13 +28,6 @@ ProgressFn = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     return None
-
-
-class PowerState(str, enum.Enum):
-    RUNNING = "running"
-    SHUTOFF = "shutoff"
-    PAUSED = "paused"
-    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -103,34 +96,6 @@ class VMSpec:
     #: Networks made for this VM before it was defined (``Driver.ensure_networks``): the VM
     #: owns them, so they go when it is destroyed.
     networks_made: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class VMRef:
-    driver: str
-    name: str
-    uuid: str
-    lab: str | None  # None: the VM carries no vmlab ownership tag
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    name: str
-    parent: str | None
-    created: datetime
-    state: PowerState
-    description: str = ""
-    current: bool = False
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the guest's SSH answers, and through which host when not directly."""
-
-    host: str
-    port: int
-    #: ssh jump host as (user, host, port, keyfile or None) when the hypervisor is remote.
-    jump: tuple[str, str, int, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +223,19 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def console_log_path(self, ref: VMRef) -> str | None:
         """The serial console log file on the hypervisor host, if there is one."""
+
+    def glance(self, name: str, ssh_port: int = 22) -> Glance | None:
+        """The VM ``name`` as `vmlab status` shows it (None: there is no such VM): its power
+        state, snapshots (refused, NotOwned, for a VM without vmlab's tag), console log and,
+        when it runs, its SSH endpoint. A driver may answer in fewer calls."""
+        ref = self.find(name)
+        if ref is None:
+            return None
+        power = self.state(ref)
+        snapshots = tuple(self.snapshot_list(ref))
+        console_log = self.console_log_path(ref)
+        endpoint = self.ssh_endpoint(ref, ssh_port) if power == PowerState.RUNNING else None
+        return Glance(ref, power, snapshots, console_log, endpoint)
 
     @abc.abstractmethod
     def acceleration(self) -> str:

@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-import jinja2
-
 from vmlab.errors import ProfileError, UsageError
+from vmlab.rendering import templates
 from vmlab.profile import OpenStack, Profile
-from vmlab.stages.secretio import FILTERS
 
 if TYPE_CHECKING:
     from vmlab.stages.platform import Platform
@@ -43,13 +41,7 @@ class Context(Protocol):
 #: each to the controller's management address.
 ALL_IN_ONE_HOSTS = ("compute1", "block1", "object1", "object2")
 
-_templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("vmlab", "templates"),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
-_templates.filters.update(FILTERS)  # each format's quoting of a secret (see secretio)
+_templates = templates  # the stages' template environment (secretio's filters included)
 
 
 @dataclass(frozen=True)

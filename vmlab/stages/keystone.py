@@ -29,10 +29,7 @@ def create_user(c: Context, env: StageEnv, user: str, secret: str) -> None:
 
 
 def keystone_urls(env: StageEnv) -> dict[str, str]:
-    admin_port = env.platform.keystone_admin_port
-    return {"admin": f"http://controller:{admin_port}/v3/",
-            "internal": f"http://controller:{admin_port}/v3/",
-            "public": "http://controller:5000/v3/"}
+    return env.platform.keystone_urls()
 
 
 def install_keystone(c: Context, env: StageEnv) -> None:

@@ -38,6 +38,13 @@ class Platform:
     rabbitmqctl_reads_password: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
+    def keystone_urls(self) -> dict[str, str]:
+        """Keystone's endpoints by interface, as the keystone stage registers them."""
+        admin_port = self.keystone_admin_port
+        return {"admin": f"http://controller:{admin_port}/v3/",
+                "internal": f"http://controller:{admin_port}/v3/",
+                "public": "http://controller:5000/v3/"}
+
     def install(self, *roles: str, disable_repos: tuple[str, ...] = ()) -> str:
         """The command that installs the packages of ``roles`` (yum: without the
         repositories ``disable_repos`` for this one command)."""

@@ -12,7 +12,7 @@ from vmlab.drivers.base import Check, VMSpec
 from vmlab.drivers.libvirt import networks, storage
 
 if TYPE_CHECKING:
-    from vmlab.drivers.libvirt import LibvirtDriver
+    from vmlab.drivers.libvirt.driver import LibvirtDriver
 
 GIB = 1 << 30
 MIB = 1 << 20

@@ -3,24 +3,20 @@ or with the guest's RAM (``live``), listed parents first, reverted and deleted."
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import libvirt
 
-from vmlab.drivers.base import PowerState, Snapshot, VMRef
+from vmlab.drivers.refs import Snapshot, VMRef
 from vmlab.errors import DriverError, NotFound, SnapshotExists
 
-_SNAPSHOT_STATES = {"running": PowerState.RUNNING, "shutoff": PowerState.SHUTOFF,
-                    "paused": PowerState.PAUSED}
-
-
 class SnapshotOperations:
-    """Mixed into the driver, which provides ``_domain`` (an owned domain) and ``_call``
-    (a libvirt call whose errors become vmlab's)."""
+    """Mixed into the driver, whose reader provides ``_domain`` (an owned domain), ``_call``
+    (a libvirt call whose errors become vmlab's) and ``snapshot_list``."""
 
     _domain: Callable[[VMRef], libvirt.virDomain]
     _call: Callable[..., Any]
+    snapshot_list: Callable[[VMRef], list[Snapshot]]
 
     def snapshot_create(self, ref: VMRef, name: str, description: str = "",
                         live: bool = False) -> Snapshot:
@@ -47,21 +43,6 @@ class SnapshotOperations:
         except libvirt.libvirtError:
             return None
 
-    def snapshot_list(self, ref: VMRef) -> list[Snapshot]:
-        domain = self._domain(ref)
-        snapshots: list[Snapshot] = []
-        for snap in domain.listAllSnapshots(0):
-            root = ET.fromstring(snap.getXMLDesc(0))
-            parent = root.findtext("./parent/name")
-            snapshots.append(Snapshot(
-                name=root.findtext("name", ""), parent=parent,
-                created=datetime.fromtimestamp(int(root.findtext("creationTime", "0")),
-                                               timezone.utc),
-                state=_SNAPSHOT_STATES.get(root.findtext("state", ""), PowerState.OTHER),
-                description=root.findtext("description", "") or "",
-                current=bool(snap.isCurrent(0))))
-        return _parents_first(snapshots)
-
     def snapshot_revert(self, ref: VMRef, name: str) -> None:
         domain = self._domain(ref)
         snap = self._snapshot(domain, name)
@@ -76,17 +57,3 @@ class SnapshotOperations:
             raise NotFound(f"VM {ref.name!r} has no snapshot {name!r}")
         flags = libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0
         self._call(f"deleting snapshot {name!r} of {ref.name}", snap.delete, flags)
-
-
-def _parents_first(snapshots: list[Snapshot]) -> list[Snapshot]:
-    by_parent: dict[str | None, list[Snapshot]] = {}
-    names = {s.name for s in snapshots}
-    for snap in sorted(snapshots, key=lambda s: (s.created, s.name)):
-        by_parent.setdefault(snap.parent if snap.parent in names else None, []).append(snap)
-    ordered: list[Snapshot] = []
-    stack = list(reversed(by_parent.get(None, [])))
-    while stack:
-        snap = stack.pop()
-        ordered.append(snap)
-        stack.extend(reversed(by_parent.get(snap.name, [])))
-    return ordered
