@@ -1,12 +1,14 @@
 """Provisioning that knows what changed, on hand-made labs (libvirt's test driver; the
 guest's commands go to a recording session): fingerprints recorded as stages run, status
-marking changed and stale stages, `vmlab diff`, provision rolling back to the first changed
-stage (asked, --yes, --no-rollback), nothing changed is nothing done, and --on-error."""
+marking changed and stale stages (from the drift key alone while no file changed), `vmlab
+diff`, provision rolling back to the first changed stage (asked, --yes, --no-rollback),
+nothing changed is nothing done, and --on-error."""
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.handmade_labs import RUNNING, Home, node_file, state_v2, vm_xml
+from tests.test_cli_imports import loaded
+from vmlab import driftkey
 from vmlab.errors import RemoteCommandFailed
 from vmlab.plan import PlannedResult
 
@@ -69,6 +73,7 @@ def lab(home: Home, tmp_path, monkeypatch, vmlab_cli):
     uri = node_file(tmp_path / "node.xml",
                     vm_xml("t1", ["a", "b", "complete"], state=RUNNING))
     profile = write_profile(tmp_path / "t1.yaml", uri)
+    aged(profile, 3600)  # edited long before it was provisioned: the drift key is recorded
     state = state_v2("t1", uri, {"a": "pending", "b": "pending"}, profile_path=str(profile))
     state["snapshots"] = {"mode": "live"}
     home.lab("t1", state)
@@ -86,6 +91,12 @@ def lab(home: Home, tmp_path, monkeypatch, vmlab_cli):
     assert guest.commands == ["echo a", "echo b"]
     guest.commands.clear()
     return {"profile": profile, "uri": uri, "guest": guest, "home": home}
+
+
+def aged(path: Path, seconds: int) -> None:
+    """Give ``path`` an mtime ``seconds`` ago (its content stays)."""
+    then = time.time_ns() - seconds * 10**9
+    os.utime(path, ns=(then, then))
 
 
 def saved(home: Home) -> dict:
@@ -299,3 +310,85 @@ def test_a_stage_added_ahead_of_done_ones_runs_in_its_place_and_later_snapshots_
     assert lab["guest"].commands == ["echo x", "echo b"]  # x in its place, then b again
     assert "deleted snapshot 'b': it was taken before x ran; taking it again" in result.err
     assert "deleted snapshot 'complete': it was taken" not in result.err  # rollback removed it
+
+
+# -- the drift key: status quick while nothing changed --------------------------------------
+
+#: What status loads only when it works the fingerprints out.
+SLOW_PATH = ("vmlab.fingerprint", "vmlab.profile", "pydantic", "yaml", "jinja2")
+
+
+def status_took_the_slow_path(lab) -> bool:
+    """Run `vmlab status` in a new interpreter: did it load the profile and the plans?"""
+    code, modules = loaded(lab["home"].root, "status", "--lab", "t1")
+    assert code in (0, None)
+    slow = {name for name in SLOW_PATH if name in modules}
+    assert slow in (set(), set(SLOW_PATH)), slow  # all of it or none of it
+    return bool(slow)
+
+
+def test_provision_records_a_drift_key_and_status_then_reads_nothing_more(lab, vmlab_cli):
+    state = saved(lab["home"])
+    assert state["drift_key"] and str(lab["profile"]) in state["drift_files"]
+    assert not status_took_the_slow_path(lab)
+    quick = json.loads(vmlab_cli("status", "--lab", "t1", "--json").out)
+    state["drift_key"] = None  # the same lab, its key unknown: the fingerprints decide
+    (lab["home"].labs / "t1" / "state.json").write_text(json.dumps(state))
+    assert status_took_the_slow_path(lab)
+    assert json.loads(vmlab_cli("status", "--lab", "t1", "--json").out) == quick
+    assert [row["drift"] for row in quick["stages"]] == ["unchanged", "unchanged"]
+
+
+def test_a_touched_profile_makes_status_read_it_and_mark_only_a_real_change(lab, vmlab_cli):
+    aged(lab["profile"], 60)  # the mtime changed, the content did not
+    assert status_took_the_slow_path(lab)
+    assert drift(vmlab_cli) == {"a": "unchanged", "b": "unchanged"}
+    assert "changed since it ran" not in vmlab_cli("status", "--lab", "t1").out
+    write_profile(lab["profile"], lab["uri"], b="echo edited")
+    aged(lab["profile"], 30)
+    assert status_took_the_slow_path(lab)
+    assert drift(vmlab_cli) == {"a": "unchanged", "b": "changed"}
+    assert re.search(r"^  done +b.*  changed since it ran$",
+                     vmlab_cli("status", "--lab", "t1").out, re.M)
+
+
+def test_a_no_op_provision_after_a_touch_makes_status_quick_again(lab, vmlab_cli):
+    before = saved(lab["home"])["drift_key"]
+    aged(lab["profile"], 60)
+    result = vmlab_cli("provision", "--lab", "t1")
+    assert result.out == "nothing changed; every stage is done\n"
+    assert saved(lab["home"])["drift_key"] not in (None, before)
+    assert not status_took_the_slow_path(lab)
+
+
+def test_a_lab_left_with_a_changed_stage_records_no_key_until_it_is_rerun(lab, vmlab_cli):
+    assert vmlab_cli("rollback", "b", "--lab", "t1").code == 0
+    write_profile(lab["profile"], lab["uri"], a="echo edited")
+    aged(lab["profile"], 60)
+    assert vmlab_cli("provision", "--lab", "t1", "--no-rollback").code == 0
+    assert lab["guest"].commands == ["echo b"]
+    assert saved(lab["home"])["drift_key"] is None  # a still changed: never the shortcut
+    assert status_took_the_slow_path(lab)
+    assert drift(vmlab_cli) == {"a": "changed", "b": "unchanged"}  # b ran on the new plan
+    assert vmlab_cli("provision", "--lab", "t1", "--yes").code == 0
+    assert saved(lab["home"])["drift_key"] is not None
+    assert not status_took_the_slow_path(lab)
+    assert drift(vmlab_cli) == {"a": "unchanged", "b": "unchanged"}
+
+
+def test_a_no_rollback_provision_that_runs_nothing_leaves_no_key_of_the_files_now(lab,
+                                                                                  vmlab_cli):
+    write_profile(lab["profile"], lab["uri"], b="echo edited")
+    aged(lab["profile"], 60)
+    assert vmlab_cli("provision", "--lab", "t1", "--no-rollback").code == 0
+    state = saved(lab["home"])  # b still changed: the key of the files now is not recorded
+    assert state["drift_key"] != driftkey.key(state["drift_files"])
+    assert status_took_the_slow_path(lab) and drift(vmlab_cli)["b"] == "changed"
+
+
+def test_a_profile_edited_while_provision_read_it_records_no_key(lab, vmlab_cli):
+    write_profile(lab["profile"], lab["uri"], b="echo edited")  # mtime: just now
+    assert vmlab_cli("provision", "--lab", "t1", "--yes").code == 0
+    assert saved(lab["home"])["drift_key"] is None
+    assert status_took_the_slow_path(lab)
+    assert drift(vmlab_cli) == {"a": "unchanged", "b": "unchanged"}
