@@ -144,7 +144,7 @@ def test_the_crash_hint_works_where_the_operator_puts_debug(home, vmlab_cli, mon
     def bug(lab=None, *, progress=None, **options):
         raise TypeError("a bug")
 
-    monkeypatch.setattr("vmlab.lab.run_provision", bug)
+    monkeypatch.setattr("vmlab.reconcile.run_provision", bug)
     crash = vmlab_cli("provision", "--lab", "x")
     assert crash.code == 1 and "run again with --debug" in crash.err
     with pytest.raises(TypeError, match="a bug"):  # --debug re-raises: the full traceback

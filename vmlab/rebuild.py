@@ -21,7 +21,7 @@ from pathlib import Path
 
 import filelock
 
-from vmlab import __version__, lab as labs, paths
+from vmlab import __version__, lab as labs, paths, reconcile
 from vmlab.errors import (EXIT_FAILED, EXIT_OK, LabLocked, NotFound, RemoteCommandFailed,
                           StageFailed, UsageError, VmlabError)
 from vmlab.names import check_lab_name
@@ -163,7 +163,7 @@ def _run(name: str, profile: str, stages: list[str], from_stage: str | None, ret
     retried: dict[str, int] = {}
     while True:
         try:
-            labs.run_provision(name, progress=progress)
+            reconcile.run_provision(name, progress=progress)
             return attempts_before
         except StageFailed as exc:
             retried[exc.stage] = retried.get(exc.stage, 0) + 1

@@ -38,14 +38,13 @@ def confirm_rollback(lab: str | None, yes: bool) -> Callable[[str, list[str]], b
 
 def provision(lab: str | None, yes: bool, no_rollback: bool, on_error: str | None) -> None:
     """`vmlab provision` and `vmlab resume`."""
-    from vmlab import lab as labs
     from vmlab.cli.base import cli_progress
     from vmlab.errors import StageFailed
+    from vmlab.reconcile import run_provision
 
     try:
-        result = labs.run_provision(lab, progress=cli_progress(),
-                                    confirm=confirm_rollback(lab, yes),
-                                    rollback_changed=not no_rollback)
+        result = run_provision(lab, progress=cli_progress(), confirm=confirm_rollback(lab, yes),
+                               rollback_changed=not no_rollback)
     except StageFailed as exc:
         after_failure(exc, on_error)
         raise
