@@ -149,7 +149,10 @@ def status(lab: str | None, as_json: bool) -> None:
     Without --lab, shows every lab (--json: a list), each with its own problem if it has
     one: a lab whose state file cannot be used shows the error and the way out; a lab whose
     hypervisor cannot be reached still shows what its state file knows. A lab another vmlab
-    is working on shows that command, its pid and since when (--json: `busy`).
+    is working on shows that command, its pid and since when (--json: `busy`). A stage whose
+    plan changed since it ran is marked `changed`, the ones after it `stale` (--json: each
+    stage's `drift`); the profile is read for that only when a file the plans come from
+    changed since the stages ran (see `vmlab diff`).
 
     \b
     Exit codes: 0 every lab was shown in full; otherwise the highest of its labs' problems:
