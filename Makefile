@@ -83,6 +83,7 @@ bench: venv bench-venv
 	$(BIN)/python bench/rollback_ratio.py --mode live
 	$(BIN)/python bench/rollback_ratio.py --mode offline
 	$(BIN)/python bench/rebuild_ratio.py
+	$(BIN)/python bench/reapply_ratio.py
 	$(MAKE) --no-print-directory bench-report
 
 bench-report: venv

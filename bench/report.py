@@ -21,7 +21,7 @@ from common import BENCH_VENV, REPO, RESULTS, load_note, table  # noqa: E402
 
 ORDER = ["cli_start", "lab_commands", "snapshot_overhead", "remote_commands", "rollback_ratio",
          "rollback_ratio_live", "rollback_ratio_offline", "rollback_ratio_openstack",
-         "rebuild_ratio"]
+         "rebuild_ratio", "reapply_ratio"]
 
 
 def _first(path: str, prefix: str) -> str:

@@ -11,7 +11,7 @@ import textwrap
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import pytest
 
@@ -64,6 +64,12 @@ def state_v2(lab: str, uri: str, stages: dict[str, str], *, profile_path: str = 
         "created": "2026-01-01T00:00:00Z",
         "stages": [{"name": name, "status": status, "attempts": int(status != "pending")}
                    for name, status in stages.items()]}
+
+
+def state_v3(lab: str, uri: str, stages: dict[str, str], **options: Any) -> dict:
+    """A version 3 state file's content (the current one): version 2's, its stages' drift
+    not recorded."""
+    return dict(state_v2(lab, uri, stages, **options), schema_version=3)
 
 
 @pytest.fixture

@@ -9,18 +9,19 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.handmade_labs import RUNNING, node_file, state_v2, vm_xml
+from tests.handmade_labs import RUNNING, node_file, state_v3, vm_xml, write_profile
 from tests.lab_harness import REPO
 
 #: Loaded by no command that only reads a lab.
 NEVER = ("pydantic", "fabric", "paramiko", "invoke", "yaml", "rich", "pyVmomi", "filelock",
-         "vmlab.profile", "vmlab.statemodel", "vmlab.lab", "vmlab.remote", "vmlab.stages.base",
-         "vmlab.drivers.base", "vmlab.drivers.libvirt.driver", "vmlab.cli.progress",
-         "vmlab.progress")
+         "vmlab.profile", "vmlab.profilefiles", "vmlab.statemodel", "vmlab.lab", "vmlab.remote",
+         "vmlab.stages.base", "vmlab.drivers.base", "vmlab.drivers.libvirt.driver",
+         "vmlab.cli.progress", "vmlab.progress", "vmlab.fingerprint", "vmlab.plan")
 
 RUN = """
 import json, sys
@@ -52,16 +53,24 @@ def heavy(modules: set[str], *also: str) -> list[str]:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> None:
-    """A running lab with OpenStack's secrets, its state as vmlab saves it."""
+    """A running lab with OpenStack's secrets, its state as vmlab saves it: with the drift
+    key of its profile as provisioning records it (the profile unchanged since)."""
+    from vmlab import driftkey
+    from vmlab.profile import load_profile
     from vmlab.state import LabFiles
     from vmlab.statemodel import LabState
 
     uri = node_file(tmp_path / "node.xml", vm_xml("t1", ["a", "keystone"], state=RUNNING))
+    profile = write_profile(tmp_path / "t1.yaml", uri)
+    os.utime(profile, ns=(time.time_ns() - 3600 * 10**9,) * 2)
+    state = state_v3("t1", uri, {"a": "done", "keystone": "pending"}, profile_path=str(profile))
+    watched = driftkey.watched_files(load_profile(str(profile)), str(profile), "t1")
+    state.update(drift_key=driftkey.settled_key(watched, time.time_ns()), drift_files=watched)
+    assert state["drift_key"] is not None
     os.environ["XDG_STATE_HOME"] = str(tmp_path / "state")
     try:
         files = LabFiles("t1")
-        files.save(LabState.model_validate(state_v2("t1", uri, {"a": "done",
-                                                                "keystone": "pending"})))
+        files.save(LabState.model_validate(state))
     finally:
         del os.environ["XDG_STATE_HOME"]
     (files.root / "secrets.json").write_text(json.dumps({"admin": "secret"}))

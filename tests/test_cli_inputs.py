@@ -26,6 +26,7 @@ LAB_COMMANDS = {
     "plan": ["plan", "--profile", "demo"],
     "preflight": ["preflight", "--profile", "demo", "--no-urls"],
     "render kickstart": ["render", "kickstart", "--profile", "newton-aio"],
+    "diff": ["diff"],
     "openrc": ["openrc", "admin"],
     "provision": ["provision"],
     "resume": ["resume"],
@@ -140,10 +141,10 @@ def test_debug_after_the_subcommand_shows_the_traceback(home, vmlab_cli):
 
 
 def test_the_crash_hint_works_where_the_operator_puts_debug(home, vmlab_cli, monkeypatch):
-    def bug(lab=None, *, progress=None):
+    def bug(lab=None, *, progress=None, **options):
         raise TypeError("a bug")
 
-    monkeypatch.setattr("vmlab.lab.run_provision", bug)
+    monkeypatch.setattr("vmlab.reconcile.run_provision", bug)
     crash = vmlab_cli("provision", "--lab", "x")
     assert crash.code == 1 and "run again with --debug" in crash.err
     with pytest.raises(TypeError, match="a bug"):  # --debug re-raises: the full traceback

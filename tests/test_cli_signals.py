@@ -21,14 +21,14 @@ def restore_sigterm():
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_command_exits_130_and_says_what_to_do(monkeypatch, capsys,
                                                               restore_sigterm, how):
-    def interrupted(lab=None, *, progress=None):
+    def interrupted(lab=None, *, progress=None, **options):
         if how == "ctrl-c":
             raise KeyboardInterrupt
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises before this ends
         raise AssertionError("SIGTERM did not interrupt the command")
 
-    monkeypatch.setattr("vmlab.lab.run_provision", interrupted)
+    monkeypatch.setattr("vmlab.reconcile.run_provision", interrupted)
     with pytest.raises(SystemExit) as info:
         main(["provision", "--lab", "demo"])
     assert info.value.code == 130

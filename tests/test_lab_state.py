@@ -47,8 +47,8 @@ GARBAGE = {
     "boolean version": ('{"schema_version": true}',
                         "its schema_version is true (a boolean), not a whole number"),
     "version 0": ('{"schema_version": 0}', "its schema_version 0 is not one vmlab ever wrote"),
-    "newer version": ('{"schema_version": 3}', "was written by a newer vmlab (schema version 3); "
-                                               "this vmlab reads versions 1 to 2"),
+    "newer version": ('{"schema_version": 4}', "was written by a newer vmlab (schema version 4); "
+                                               "this vmlab reads versions 1 to 3"),
     "missing keys": ('{"schema_version": 2, "lab": "t1"}', "profile: required key is missing"),
     "deep nesting": ("[" * 100_000, "it is not valid JSON"),
 }
@@ -226,7 +226,7 @@ def test_provision_follows_the_profiles_stage_list_and_says_what_changed(tmp_pat
                                  "removed old"]
 
 
-def test_a_version_1_lab_keeps_working_and_is_saved_as_version_2(home, vmlab_cli, tmp_path,
+def test_a_version_1_lab_keeps_working_and_is_saved_as_version_3(home, vmlab_cli, tmp_path,
                                                                  monkeypatch):
     uri = node_file(tmp_path / "node.xml", vm_xml("t1", ["a", "b"], state=RUNNING))
     profile = write_profile(tmp_path / "t1.yaml", uri, ssh_user="admin")
@@ -242,7 +242,7 @@ def test_a_version_1_lab_keeps_working_and_is_saved_as_version_2(home, vmlab_cli
     monkeypatch.setattr("vmlab.lab.Lab.wait_for_ssh", lambda self, ref, set_clock=False: None)
     assert vmlab_cli("rollback", "b", "--lab", "t1").code == 0
     saved = json.loads((home.labs / "t1" / "state.json").read_text())
-    assert saved["schema_version"] == 2
+    assert saved["schema_version"] == 3
     assert saved["hypervisor"] == {"kind": "libvirt", "uri": uri, "pool": "vmlab"}
     assert saved["ssh"]["user"] == "admin" and saved["platform"] == "debian12"
     # A version 1 lab whose profile is gone: the recorded URI and the defaults.

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.handmade_labs import RUNNING, node_file, state_v2, vm_xml
+from tests.handmade_labs import RUNNING, node_file, state_v3, vm_xml
 from vmlab import stateview
 from vmlab.profile import LibvirtHypervisor, Snapshots, Ssh, VsphereHypervisor
 from vmlab.state import LabFiles
@@ -35,12 +35,15 @@ ODD_VALUES: list[Any] = [
 
 def canonical_state() -> dict[str, Any]:
     """A state as LabFiles.save writes it, with a stage of every kind."""
-    raw = state_v2("t1", "test:///x.xml", {"a": "done", "b": "failed", "c": "running",
+    raw = state_v3("t1", "test:///x.xml", {"a": "done", "b": "failed", "c": "running",
                                            "d": "pending"})
     raw["stages"][0].update(started="2026-01-01T00:00:01Z", finished="2026-01-01T00:01:00Z",
                             duration=59.0, log="/logs/01-a-1.log")
     raw["stages"][1].update(error="boom", duration=0.5)
     raw["stages"][2].update(started="2026-01-01T00:02:00.250000Z")
+    raw["stages"][0].update(fingerprint="ab" * 32, plan_hash="cd" * 32)
+    raw["stages"][1].update(fingerprint="ef" * 32, plan_hash="01" * 32)
+    raw.update(drift_key="23" * 32, drift_files=["/profiles/t1.yaml", "/profiles/base.yml"])
     return LabState.model_validate(raw).model_dump(mode="json")
 
 
@@ -171,7 +174,7 @@ def test_a_state_the_reader_leaves_to_the_model_reads_the_same_through_it(tmp_pa
 def test_commands_print_the_same_whether_the_model_or_the_reader_read_the_state(
         home, vmlab_cli, tmp_path, command) -> None:
     uri = node_file(tmp_path / "node.xml", vm_xml("t1", ["a", "b"], state=RUNNING))
-    saved = LabState.model_validate(state_v2("t1", uri, {"a": "done", "b": "failed",
+    saved = LabState.model_validate(state_v3("t1", uri, {"a": "done", "b": "failed",
                                                          "keystone": "pending"}))
     home.lab("t1", saved.model_dump(mode="json"), secrets={"admin": "secret"})
     assert stateview.plain(json.loads((home.labs / "t1" / "state.json").read_text()))

@@ -116,9 +116,10 @@ class StageFailed(VmlabError):
 
     def __init__(self, stage: str, message: str, hint: str | None = None,
                  log_path: str | None = None,
-                 cause: RemoteCommandFailed | None = None) -> None:
+                 cause: RemoteCommandFailed | None = None, lab: str | None = None) -> None:
         super().__init__(f"stage {stage!r} failed: {message}", hint)
         self.stage = stage
+        self.lab = lab
         self.log_path = log_path
         self.cause = cause
 

@@ -36,6 +36,7 @@ from vmlab.statemodel import LabState, StageRecord
 from vmlab.vmspec import build_vm_spec, hypervisor_uri, nic_specs, vm_name
 
 if TYPE_CHECKING:
+    from vmlab.fingerprint import StagePrint
     from vmlab.remote import Session  # imported lazily at run time: it brings in Fabric
 
 log = logging.getLogger("vmlab")
@@ -65,6 +66,12 @@ class Lab:
     stages: list[Stage]
     driver: Driver
     progress: Progress
+    #: The stages' fingerprints as the profile is now (see vmlab.fingerprint), recorded
+    #: with each stage as it runs.
+    prints: dict[str, "StagePrint"] = dataclasses.field(default_factory=dict)
+    #: The drift key of the files those fingerprints come from (None: one changed while
+    #: they were read) and the files (see vmlab.driftkey); None: not worked out.
+    drift: tuple[str | None, list[str]] | None = None
 
     @property
     def name(self) -> str:
@@ -78,6 +85,15 @@ class Lab:
         return lab_vm(self.driver, self.name, self.state.vm_name)
 
     def save(self) -> None:
+        """Write the state; with the drift key when no stage that ran has changed since (so
+        that `vmlab status` need not work the fingerprints out to show that)."""
+        if self.drift is not None:
+            from vmlab.fingerprint import first_changed
+
+            key, watched = self.drift
+            unchanged = first_changed(self.state.stages, list(self.prints.values())) is None
+            self.state.drift_key = key if unchanged else None
+            self.state.drift_files = watched
         self.files.save(self.state)
 
     def stage_env(self, stage: Stage | None = None) -> StageEnv:
@@ -179,6 +195,7 @@ class Lab:
                                      f"{record.attempts}.log"
         record.status, record.started, record.finished = "running", now(), None
         record.log, record.error, record.duration = str(log_path), None, None
+        self.record_plan(stage.name, record)
         self.save()
         started = time.monotonic()
         try:
@@ -198,7 +215,7 @@ class Lab:
             self.save()
             first = f"{exc.hint}\n" if exc.hint else ""  # e.g. what a lost connection means
             raise StageFailed(
-                stage.name, exc.message, log_path=str(log_path),
+                stage.name, exc.message, log_path=str(log_path), lab=self.name,
                 cause=exc if isinstance(exc, RemoteCommandFailed) else None,
                 hint=f"{first}log: {log_path}\nundo it and retry:\n"
                      f"  vmlab rollback {stage.name} --lab {self.name}\n"
@@ -212,6 +229,17 @@ class Lab:
         record.duration = round(time.monotonic() - started, 1)
         self.save()
         self.progress.step(f"stage {stage.name} done ({record.duration:.0f}s)")
+
+    def record_plan(self, name: str, record: StageRecord) -> None:
+        """Record the fingerprint of the plan the stage runs with, and keep that plan's text
+        (secrets masked) for `vmlab diff`."""
+        from vmlab.state import write_atomic
+
+        stage_print = self.prints.get(name)
+        if stage_print is None:
+            return
+        record.fingerprint, record.plan_hash = stage_print.fingerprint, stage_print.plan_hash
+        write_atomic(self.files.plans / f"{name}.txt", stage_print.text.encode(), 0o600)
 
     def reboot_wait(self, ref: VMRef, boot_id: str) -> None:
         """After a reboot was asked for: wait until SSH answers from a new boot (a boot id
@@ -333,6 +361,8 @@ def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
                 progress.warn(f"what create did, and why it stopped: {kept}")
             raise
     if provision:
+        from vmlab.reconcile import run_provision
+
         run_provision(name, progress=progress)
     return name
 
@@ -460,22 +490,6 @@ def _remove_lab_dir(files: LabFiles, exc: BaseException) -> Path:
     return kept
 
 
-def run_provision(lab: str | None = None, *, progress: Progress = QUIET) -> None:
-    """Run every stage that is not done, each after its snapshot; then snapshot `complete`."""
-    with open_lab(lab, "provision", progress, with_stages=True) as lab_obj:
-        ref = lab_obj.ref()
-        lab_obj.ensure_running(ref)
-        by_name = {stage.name: stage for stage in lab_obj.stages}
-        for record in lab_obj.state.stages:
-            if record.status == "done":
-                continue
-            if record.name not in lab_obj.snapshots(ref):
-                lab_obj.take_snapshot(ref, record.name, f"before stage {record.name}")
-            lab_obj.run_stage(ref, by_name[record.name], record)
-        if COMPLETE not in lab_obj.snapshots(ref):
-            lab_obj.take_snapshot(ref, COMPLETE, "every stage done")
-
-
 def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) -> None:
     """Revert to the snapshot taken just before ``stage`` and mark it and later stages pending.
 
@@ -485,26 +499,30 @@ def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) 
     name = resolve_lab_name(lab)
     LabFiles(name).load().stage(stage)  # NotFound naming the stages there are
     with open_lab(name, f"rollback {stage}", progress) as lab_obj:
-        index = lab_obj.state.index(stage)
-        ref = lab_obj.ref()
-        snapshots = lab_obj.snapshots(ref)
-        if stage not in snapshots:
-            raise NotFound(f"lab {lab_obj.name!r} has no snapshot {stage!r}: stage {stage} "
-                           "has not been reached yet",
-                           hint=f"see `vmlab snapshots --lab {lab_obj.name}` for the "
-                                "snapshots there are")
-        with progress.waiting(f"reverting to snapshot {stage!r}"):
-            lab_obj.driver.snapshot_revert(ref, stage)
-        later = [r.name for r in lab_obj.state.stages[index + 1:]] + [COMPLETE]
-        for name in later:
-            if name in snapshots:
-                lab_obj.driver.snapshot_delete(ref, name)
-                progress.step(f"deleted snapshot {name!r} (taken after {stage} ran)")
-        for record in lab_obj.state.stages[index:]:
-            record.status, record.error = "pending", None
-        lab_obj.save()
-        lab_obj.ensure_running(ref, set_clock=snapshots[stage].state == PowerState.RUNNING)
+        rollback_locked(lab_obj, lab_obj.ref(), stage, progress)
         progress.step(f"rolled back to just before {stage}; `vmlab resume` runs it again")
+
+
+def rollback_locked(lab_obj: Lab, ref: VMRef, stage: str, progress: Progress) -> None:
+    """Rollback's work, in a lab opened under its lock; the VM runs again afterwards."""
+    index = lab_obj.state.index(stage)
+    snapshots = lab_obj.snapshots(ref)
+    if stage not in snapshots:
+        raise NotFound(f"lab {lab_obj.name!r} has no snapshot {stage!r}: stage {stage} "
+                       "has not been reached yet",
+                       hint=f"see `vmlab snapshots --lab {lab_obj.name}` for the "
+                            "snapshots there are")
+    with progress.waiting(f"reverting to snapshot {stage!r}"):
+        lab_obj.driver.snapshot_revert(ref, stage)
+    later = [r.name for r in lab_obj.state.stages[index + 1:]] + [COMPLETE]
+    for name in later:
+        if name in snapshots:
+            lab_obj.driver.snapshot_delete(ref, name)
+            progress.step(f"deleted snapshot {name!r} (taken after {stage} ran)")
+    for record in lab_obj.state.stages[index:]:
+        record.status, record.error = "pending", None
+    lab_obj.save()
+    lab_obj.ensure_running(ref, set_clock=snapshots[stage].state == PowerState.RUNNING)
 
 
 def destroy(lab: str | None = None, *, progress: Progress = QUIET) -> str:

@@ -2,7 +2,8 @@
 
 Both work from the lab's state as JSON data and the reading part of its driver
 (vmlab.labview): one connection, the VM looked up by name, without the profile, pydantic or
-the driver's builders."""
+the driver's builders. Status reads the profile only when the lab's drift key says a stage's
+plan may have changed since it ran (vmlab.driftkey), to mark the changed stages."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,11 +55,30 @@ def status(name: str) -> LabStatus:
             report.update(on_hypervisor(reader, state))
     except VmlabError as exc:
         report.update(power="unknown", **_error(exc))
-        report["next"] = next_step(state, busy)
+        mark_drift(report, files, state)
+        report["next"] = next_step(state, busy, report.get("changed"))
         return LabStatus(report, exc.exit_code)
+    mark_drift(report, files, state)
     if "problem" not in report:
-        report["next"] = next_step(state, busy)
+        report["next"] = next_step(state, busy, report.get("changed"))
     return LabStatus(report)
+
+
+def mark_drift(report: dict[str, Any], files: LabFiles, state: dict[str, Any]) -> None:
+    """Each stage's drift in the report (see vmlab.fingerprint.mark_report): from the state
+    alone while its drift key holds (stat calls, nothing loaded), else from the stages'
+    fingerprints worked out from the profile (the model, the profile and the templates)."""
+    from vmlab.driftkey import unchanged_drifts
+
+    kinds = unchanged_drifts(state)
+    if kinds is None:
+        from vmlab.fingerprint import mark_report
+
+        mark_report(report, files.load())
+        return
+    for row in report.get("stages", []):
+        row["drift"] = kinds.get(row["name"])
+    report["changed"] = None
 
 
 def _error(exc: VmlabError) -> dict[str, Any]:
@@ -101,11 +121,16 @@ def on_hypervisor(reader: Any, state: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def next_step(state: dict[str, Any], busy: dict[str, Any] | None = None) -> str | None:
-    """The command to run next; none while another vmlab works on the lab."""
+def next_step(state: dict[str, Any], busy: dict[str, Any] | None = None,
+              changed: str | None = None) -> str | None:
+    """The command to run next; none while another vmlab works on the lab. ``changed``: the
+    first stage whose plan changed since it ran."""
     if busy is not None:
         return None
     lab = state["lab"]
+    if changed is not None:
+        return (f"vmlab provision --lab {lab} (rolls back to {changed}, which changed since "
+                f"it ran; `vmlab diff --lab {lab}` shows how)")
     stopped = [r for r in state["stages"] if r["status"] in ("failed", "running")]
     if stopped:  # a stage still 'running' with nobody holding the lock was cut short
         name = stopped[0]["name"]

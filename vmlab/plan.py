@@ -74,27 +74,34 @@ def plan(lab: str, loaded: LoadedProfile,
     return stages
 
 
+def format_stage(stage: dict) -> list[str]:
+    """The lines of one stage's steps, as `vmlab plan` prints them (no heading)."""
+    lines: list[str] = []
+    for phase in ("install", "verify"):
+        for step in stage[phase]:
+            if "run" in step:
+                lines.append(f"[{phase}] $ {step['run']}")
+                lines.extend(f"    env {name}={value}"
+                             for name, value in step.get("env", {}).items())
+                if "input" in step:
+                    lines.extend("    < " + line for line in step["input"].splitlines())
+            elif "upload" in step:
+                lines.append(f"[{phase}] upload {step['upload']} to {step['to']} "
+                             f"(mode {step['mode']})")
+            else:
+                lines.append(f"[{phase}] write {step['write']} (mode {step['mode']}):")
+                lines.extend("    | " + line for line in step["content"].splitlines())
+        if phase == "install" and stage["reboot"]:
+            lines.append("[install] reboot, then wait for SSH")
+    return lines
+
+
 def format_plan(lab: str, loaded: LoadedProfile, stages: list[dict]) -> str:
     lines = [f"# plan for lab {lab!r} from profile {loaded.profile.name}", ""]
     for number, stage in enumerate(stages, 1):
         lines.append(f"## {number}. {stage['stage']}: {stage['description']}".rstrip(": "))
         lines.append(f"snapshot {stage['stage']!r} is taken before this stage")
-        for phase in ("install", "verify"):
-            for step in stage[phase]:
-                if "run" in step:
-                    lines.append(f"[{phase}] $ {step['run']}")
-                    lines.extend(f"    env {name}={value}"
-                                 for name, value in step.get("env", {}).items())
-                    if "input" in step:
-                        lines.extend("    < " + line for line in step["input"].splitlines())
-                elif "upload" in step:
-                    lines.append(f"[{phase}] upload {step['upload']} to {step['to']} "
-                                 f"(mode {step['mode']})")
-                else:
-                    lines.append(f"[{phase}] write {step['write']} (mode {step['mode']}):")
-                    lines.extend("    | " + line for line in step["content"].splitlines())
-            if phase == "install" and stage["reboot"]:
-                lines.append("[install] reboot, then wait for SSH")
+        lines.extend(format_stage(stage))
         lines.append("")
     lines.append(f"snapshot {'complete'!r} is taken after the last stage")
     return "\n".join(lines) + "\n"

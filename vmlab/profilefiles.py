@@ -42,7 +42,7 @@ def find_profile(name_or_path: str) -> Path:
     """The file of a profile given by name or path; ProfileError naming where it looked."""
     if looks_like_path(name_or_path):
         return _existing_file(_expand(name_or_path), shown=name_or_path)
-    for candidate in _named_candidates(name_or_path, profile_dirs()):
+    for candidate in named_candidates(name_or_path, profile_dirs()):
         if os.path.lexists(candidate):
             return _existing_file(candidate, shown=str(candidate))
     known = ", ".join(sorted({entry.name for entry in list_profiles()})) or "none"
@@ -63,7 +63,7 @@ def find_base(name: str, extending: Path) -> Path:
         return _existing_file(path if path.is_absolute() else extending.parent / path,
                               shown=name)
     me = extending.resolve()
-    for candidate in _named_candidates(name, [extending.parent, *profile_dirs()]):
+    for candidate in named_candidates(name, [extending.parent, *profile_dirs()]):
         if os.path.lexists(candidate) and not (candidate.is_file() and candidate.resolve() == me):
             return _existing_file(candidate, shown=str(candidate))
     return find_profile(name)  # raises: no profile of that name
@@ -76,7 +76,8 @@ def _expand(path: str) -> Path:
         return Path(path)
 
 
-def _named_candidates(name: str, directories: list[Path]) -> list[Path]:
+def named_candidates(name: str, directories: list[Path]) -> list[Path]:
+    """The files a profile name may be, in the order they are looked at."""
     return [directory / f"{name}{suffix}" for directory in directories for suffix in SUFFIXES]
 
 

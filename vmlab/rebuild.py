@@ -21,7 +21,7 @@ from pathlib import Path
 
 import filelock
 
-from vmlab import __version__, lab as labs, paths
+from vmlab import __version__, lab as labs, paths, reconcile
 from vmlab.errors import (EXIT_FAILED, EXIT_OK, LabLocked, NotFound, RemoteCommandFailed,
                           StageFailed, UsageError, VmlabError)
 from vmlab.names import check_lab_name
@@ -33,7 +33,7 @@ from vmlab.state import LabFiles, write_atomic
 @dataclass
 class StageResult:
     name: str
-    status: str  # passed | flaky | failed | not-run
+    status: str  # passed | flaky | failed | not-run | skipped | reused
     attempts: int = 0
     duration: float = 0.0
     snapshot: str | None = None
@@ -69,7 +69,10 @@ def runs_dir(lab: str) -> Path:
 
 def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = None,
             retries: int = 0, report_dir: Path | None = None, keep_runs: int | None = None,
-            progress: Progress) -> RunReport:
+            changed: bool = False, progress: Progress) -> RunReport:
+    """Rebuild the lab from scratch, replay it from ``from_stage``, or (``changed``) run it
+    again from the first stage whose plan changed since it ran, reusing the stages before
+    it (from scratch when the lab does not exist)."""
     from vmlab.profile import load_profile
 
     loaded = load_profile(profile)
@@ -96,15 +99,17 @@ def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = No
         run_dir = report_dir or record_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         record_dir.mkdir(parents=True, exist_ok=True)
+        changed = changed and LabFiles(name).exists()
         report = RunReport(lab=name, profile=loaded.profile.name,
-                           mode=f"from {from_stage}" if from_stage else "from scratch",
+                           mode=f"from {from_stage}" if from_stage else
+                           "changed" if changed else "from scratch",
                            started=started.isoformat(timespec="seconds"),
                            driver=loaded.profile.hypervisor.kind,
                            run_dir=str(run_dir.resolve()))
         clock = time.monotonic()
         try:
             attempts_before = _run(name, profile, loaded.profile.stage_names, from_stage,
-                                   retries, progress)
+                                   retries, progress, changed=changed)
             report.status, report.exit_code = "passed", EXIT_OK
         except StageFailed as exc:
             attempts_before = getattr(exc, "attempts_before", {})
@@ -138,10 +143,12 @@ def _check_replay(name: str, from_stage: str, stages: list[str]) -> None:
 
 
 def _run(name: str, profile: str, stages: list[str], from_stage: str | None, retries: int,
-         progress: Progress) -> dict[str, int]:
+         progress: Progress, *, changed: bool = False) -> dict[str, int]:
     """Build or replay the lab; retry a failed stage after rolling it back."""
     files = LabFiles(name)
-    if from_stage is not None:
+    if changed:  # provision rolls back to the first changed stage by itself
+        attempts_before = {r.name: r.attempts for r in files.load().stages}
+    elif from_stage is not None:
         attempts_before = {r.name: r.attempts for r in files.load().stages}
         labs.rollback(from_stage, name, progress=progress)
     else:
@@ -156,7 +163,7 @@ def _run(name: str, profile: str, stages: list[str], from_stage: str | None, ret
     retried: dict[str, int] = {}
     while True:
         try:
-            labs.run_provision(name, progress=progress)
+            reconcile.run_provision(name, progress=progress)
             return attempts_before
         except StageFailed as exc:
             retried[exc.stage] = retried.get(exc.stage, 0) + 1
@@ -210,7 +217,9 @@ def _collect(report: RunReport, name: str, stages: list[str], attempts_before: d
         duration = (record.duration or 0.0) if record else 0.0
         result = StageResult(name=stage_name, status="not-run", attempts=max(attempts, 0),
                              snapshot=stage_name, duration=duration)
-        if index < first or (record and record.status == "done" and attempts == 0):
+        if report.mode == "changed" and record and record.status == "done" and attempts == 0:
+            result.status = "reused"
+        elif index < first or (record and record.status == "done" and attempts == 0):
             result.status = "skipped"
         elif record and record.status == "done":
             result.status = "flaky" if attempts > 1 else "passed"
@@ -274,9 +283,11 @@ def junit_xml(report: RunReport, total: float) -> bytes:
                 "stdout (tail):\n" + (failure.get("stdout_tail") or ""),
                 "stderr (tail):\n" + (failure.get("stderr_tail") or ""),
                 f"log: {failure.get('log')}"]))
-        elif stage.status in ("skipped", "not-run"):
-            ET.SubElement(case, "skipped", {"message": "replayed from its snapshot"
-                                            if stage.status == "skipped" else "not reached"})
+        elif stage.status in ("skipped", "not-run", "reused"):
+            ET.SubElement(case, "skipped", {"message": {
+                "skipped": "replayed from its snapshot",
+                "reused": "reused: unchanged since it ran (its plan's fingerprint is the same)"
+            }.get(stage.status, "not reached")})
         elif stage.status == "flaky":
             earlier = ((stage.failure or {}).get("message") or "an earlier attempt failed")
             flaky = ET.SubElement(case, "flakyFailure", {"message": earlier.splitlines()[0][:500],

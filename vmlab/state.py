@@ -3,7 +3,9 @@
 The hypervisor is the truth for the VM and its snapshots; this file records what only
 vmlab knows: which profile built the lab, which stages ran and how they ended, and what
 commands on an existing lab need without reading the profile again (schema version 2): how
-to reach the hypervisor, the SSH user and port, the snapshot mode and the guest's platform.
+to reach the hypervisor, the SSH user and port, the snapshot mode and the guest's platform;
+and the fingerprint of the plan each stage ran, with the key that tells `vmlab status` when
+none can have changed (schema version 3, see vmlab.fingerprint and vmlab.driftkey).
 A profile edited into an invalid one, or moved, never stops status, rollback or destroy.
 Layout of a lab directory::
 
@@ -13,6 +15,7 @@ Layout of a lab directory::
     known_hosts     the guest's host key, recorded at first contact
     lock            the per-lab lock file (lock.info says who holds it)
     logs/           vmlab.log and one log per stage run
+    plans/          the plan each stage last ran with (secrets masked), for `vmlab diff`
 """
 from __future__ import annotations
 
@@ -29,14 +32,15 @@ from vmlab.errors import LabLocked, NotFound, StateError
 if TYPE_CHECKING:
     from vmlab.statemodel import LabState
 
-#: Version 2 added hypervisor, ssh, snapshots and platform; version 1 files are migrated.
-SCHEMA_VERSION = 2
+#: Version 2 added hypervisor, ssh, snapshots and platform; version 3 the stages' plan
+#: fingerprints. Older files are migrated.
+SCHEMA_VERSION = 3
 OLDEST_SCHEMA_VERSION = 1
 
 
 def __getattr__(name: str) -> Any:
     """The model (vmlab.statemodel, which imports pydantic) only when asked for by name."""
-    if name in ("LabState", "StageRecord", "StageStatus", "migrate_v1"):
+    if name in ("LabState", "StageRecord", "StageStatus", "migrate_v1", "migrate_v2"):
         from vmlab import statemodel
 
         return getattr(statemodel, name)
@@ -87,13 +91,14 @@ class LabFiles:
     logs = property(lambda self: self.root / "logs")
     lock_file = property(lambda self: self.root / "lock")
     lock_info = property(lambda self: self.root / "lock.info")
+    plans = property(lambda self: self.root / "plans")
 
     def exists(self) -> bool:
         return self.state.is_file()
 
     # -- state -------------------------------------------------------------------
     def load(self) -> LabState:
-        """The validated state (a version 1 state migrated to version 2)."""
+        """The validated state (a version 1 or 2 state migrated to version 3)."""
         from vmlab.statemodel import problems
 
         result = problems(self._read_checked())

@@ -1,5 +1,5 @@
 """The model of a lab's state file (vmlab.state reads and writes the file): validated by
-pydantic, migrated from schema version 1. Imported only by the commands that change a lab
+pydantic, migrated from schema versions 1 and 2. Imported only by the commands that change a lab
 or meet a state file that is not exactly what vmlab writes (see vmlab.stateview)."""
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ class StageRecord(BaseModel):
     duration: float | None = None
     log: str | None = None
     error: str | None = None
+    #: The chained fingerprint of the plan the stage last ran with, and the hash of its own
+    #: plan alone (None: it has not run, or it ran before vmlab recorded them).
+    fingerprint: str | None = None
+    plan_hash: str | None = None
 
 
 class LabState(BaseModel):
@@ -52,6 +56,12 @@ class LabState(BaseModel):
     acceleration: str | None = None
     created: datetime
     stages: list[StageRecord]
+    #: What the stages' plans came from when they were last worked out (vmlab.driftkey):
+    #: the key, None when a stage had changed since it ran (or it is not known), and the
+    #: files it covers. `vmlab status` shows no stage as changed, without reading the
+    #: profile, while the key of these files now is the same.
+    drift_key: str | None = None
+    drift_files: list[str] = Field(default_factory=list)
 
     def stage(self, name: str) -> StageRecord:
         for record in self.stages:
@@ -68,9 +78,11 @@ class LabState(BaseModel):
 
 
 def problems(raw: dict[str, Any]) -> LabState | list[str]:
-    """The state ``raw`` holds (a version 1 state migrated), or what is wrong with it."""
+    """The state ``raw`` holds (a version 1 or 2 state migrated), or what is wrong with it."""
     if raw.get("schema_version") == 1:
         raw = migrate_v1(raw)
+    if raw.get("schema_version") == 2:
+        raw = migrate_v2(raw)
     try:
         return LabState.model_validate(raw)
     except ValidationError as exc:
@@ -121,6 +133,12 @@ def migrate_v1(raw: dict[str, Any]) -> dict[str, Any]:
                 ssh=Ssh().model_dump(mode="json"),
                 snapshots=Snapshots().model_dump(mode="json"), platform=None)
     return data
+
+
+def migrate_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version 2 state as version 3: its stages have no recorded fingerprint (unknown, so
+    never reported as changed) until they run again."""
+    return dict(raw, schema_version=3)
 
 
 def _hypervisor_from_uri(driver: Any, uri: Any) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 `vmlab status`, `snapshots`, `ssh-config` and `openrc` only read a lab's state; importing
 pydantic and building the model (with the profile's models it embeds) would cost them more
 than all the rest of their work. So ``plain`` accepts exactly the files vmlab itself writes
-(``LabFiles.save``: every key of schema version 2 with its JSON type, dates in pydantic's
+(``LabFiles.save``: every key of schema version 3 with its JSON type, dates in pydantic's
 own form), with left-out keys that have a default filled in, and returns what
 ``LabState.model_validate(raw).model_dump(mode="json")`` would. Anything else (a version 1
 file, a hand edit, a wrong type, an unknown key) gives None, and the caller goes through the
@@ -77,7 +77,7 @@ def _object(fields: dict[str, tuple[Check, Any]]) -> Check:
             if name not in value:
                 if default is REQUIRED:
                     return BAD
-                result[name] = default
+                result[name] = list(default) if type(default) is list else default
             elif (result.setdefault(name, check_value(value[name]))) is BAD:
                 return BAD
         return result
@@ -120,9 +120,10 @@ STAGE = {"name": (_str, REQUIRED),
          "status": (_one_of("pending", "running", "done", "failed"), "pending"),
          "attempts": (_int, 0), "started": (_optional(_datetime), None),
          "finished": (_optional(_datetime), None), "duration": (_optional(_float), None),
-         "log": (_optional(_str), None), "error": (_optional(_str), None)}
+         "log": (_optional(_str), None), "error": (_optional(_str), None),
+         "fingerprint": (_optional(_str), None), "plan_hash": (_optional(_str), None)}
 STATE = {
-    "schema_version": (_int_in(2, 2), 2), "lab": (_lab, REQUIRED),
+    "schema_version": (_int_in(3, 3), 3), "lab": (_lab, REQUIRED),
     "profile": (_str, REQUIRED), "profile_path": (_str, REQUIRED),
     "driver": (_str, REQUIRED), "uri": (_str, REQUIRED),
     "hypervisor": (_by_kind({"libvirt": _object(LIBVIRT), "vsphere": _object(VSPHERE)}),
@@ -131,6 +132,7 @@ STATE = {
     "platform": (_optional(_str), None), "vm_name": (_str, REQUIRED),
     "vm_uuid": (_optional(_str), None), "acceleration": (_optional(_str), None),
     "created": (_datetime, REQUIRED), "stages": (_list_of(_object(STAGE)), REQUIRED),
+    "drift_key": (_optional(_str), None), "drift_files": (_list_of(_str), []),
 }
 
 _state = _object(STATE)

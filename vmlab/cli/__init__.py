@@ -2,7 +2,7 @@
 
 Heavy modules (the orchestrator, drivers, Fabric) are imported inside the commands, so
 `vmlab --help` stays fast and never imports libvirt, pyVmomi or Fabric; a command's own
-module (labs, files, nightly, preflight) is imported when that command runs (base.LazyGroup).
+module (labs, files, nightly, preflight, diff) is imported when that command runs (base.LazyGroup).
 """
 from __future__ import annotations
 

@@ -39,6 +39,26 @@ NEW_LAB_OPTION = lab_option("The lab's name (default: the profile's name).")
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
+#: The options of the commands that run stages (vmlab.cli.stagerun carries them out).
+ON_ERROR_CHOICES = ("ask", "shell", "keep", "rollback")
+
+ON_ERROR_OPTION = click.option(
+    "--on-error", "on_error", type=click.Choice(ON_ERROR_CHOICES), default=None,
+    help="When a stage fails: `shell` opens `vmlab ssh` at the failure (the failed command "
+         "and its output shown first), `keep` leaves the guest as it failed, `rollback` "
+         "reverts to the stage's snapshot so the next `resume` starts clean, `ask` offers "
+         "them. Default: ask on a terminal, keep otherwise.")
+
+YES_OPTION = click.option(
+    "--yes", "-y", is_flag=True,
+    help="Roll back to the first stage that changed since it ran without asking (for "
+         "scripts; without a terminal, a lab with changed stages needs --yes or "
+         "--no-rollback).")
+
+NO_ROLLBACK_OPTION = click.option(
+    "--no-rollback", is_flag=True,
+    help="Never roll back for a changed stage: run only the pending stages.")
+
 
 def _print_json(data: Any) -> None:
     import json
@@ -53,6 +73,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("plan", "render", "openrc", "profiles"), "files"),
     **dict.fromkeys(("rebuild", "runs", "gc"), "nightly"),
     "preflight": "preflight",
+    "diff": "diff",
 }
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, _print_json, cli,
-                            cli_progress, lab_option)
+from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, NO_ROLLBACK_OPTION,
+                            ON_ERROR_OPTION, YES_OPTION, _print_json, cli, cli_progress,
+                            lab_option)
 
 
 @cli.command()
@@ -23,8 +24,9 @@ from vmlab.cli.base import (JSON_OPTION, LAB_OPTION, NEW_LAB_OPTION, _print_json
                    "command line is visible to every user of the host.")
 @click.option("--no-preflight", is_flag=True,
               help="Skip the preflight's URL checks (the local checks always run).")
+@ON_ERROR_OPTION
 def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: str | None,
-           no_preflight: bool) -> None:
+           no_preflight: bool, on_error: str | None) -> None:
     """Create a lab from a profile: build the VM, boot it, take the first snapshot and run
     every stage.
 
@@ -35,42 +37,63 @@ def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: st
     Examples:
       vmlab create --profile demo
       vmlab create --profile ./my-lab.yaml --lab test1 --no-provision
+      vmlab create --profile demo --on-error shell   a shell in the guest if a stage fails
     """
     from vmlab import lab as labs
+    from vmlab.cli.stagerun import after_failure
+    from vmlab.errors import StageFailed
 
-    name = labs.create(profile, lab, provision=not no_provision, seed_passwords=seed_passwords,
-                       progress=cli_progress(), check_urls=not no_preflight)
+    try:
+        name = labs.create(profile, lab, provision=not no_provision,
+                           seed_passwords=seed_passwords, progress=cli_progress(),
+                           check_urls=not no_preflight)
+    except StageFailed as exc:
+        after_failure(exc, on_error)
+        raise
     click.echo(f"lab {name} is ready" + (" (not provisioned)" if no_provision else ""))
 
 
 @cli.command()
 @LAB_OPTION
-def provision(lab: str | None) -> None:
+@YES_OPTION
+@NO_ROLLBACK_OPTION
+@ON_ERROR_OPTION
+def provision(lab: str | None, yes: bool, no_rollback: bool, on_error: str | None) -> None:
     """Run the lab's pending stages, each after its snapshot.
 
-    \b
-    Example:
-      vmlab provision --lab demo
-    """
-    from vmlab import lab as labs
+    A stage that ran with another plan than the profile gives now (its script, a template,
+    a setting it uses or vmlab itself changed: see `vmlab diff`) makes provision roll back
+    to the snapshot before the first such stage and run from there; on a terminal it says so
+    and asks first. With nothing changed and every stage done, it does nothing.
 
-    labs.run_provision(lab, progress=cli_progress())
-    click.echo("every stage is done")
+    \b
+    Examples:
+      vmlab provision --lab demo
+      vmlab provision --lab demo --yes            roll back to a changed stage, no question
+      vmlab provision --lab demo --no-rollback    only the pending stages
+      vmlab provision --on-error rollback         a failed stage is undone for a clean retry
+    """
+    from vmlab.cli.stagerun import provision as run
+
+    run(lab, yes, no_rollback, on_error)
 
 
 @cli.command()
 @LAB_OPTION
-def resume(lab: str | None) -> None:
+@YES_OPTION
+@NO_ROLLBACK_OPTION
+@ON_ERROR_OPTION
+def resume(lab: str | None, yes: bool, no_rollback: bool, on_error: str | None) -> None:
     """Resume provisioning from the first stage not done (same as `provision`).
 
     \b
-    Example (after a failed stage):
+    Examples (after a failed stage):
       vmlab rollback keystone && vmlab resume
+      vmlab resume --on-error shell
     """
-    from vmlab import lab as labs
+    from vmlab.cli.stagerun import provision as run
 
-    labs.run_provision(lab, progress=cli_progress())
-    click.echo("every stage is done")
+    run(lab, yes, no_rollback, on_error)
 
 
 @cli.command()
@@ -126,7 +149,10 @@ def status(lab: str | None, as_json: bool) -> None:
     Without --lab, shows every lab (--json: a list), each with its own problem if it has
     one: a lab whose state file cannot be used shows the error and the way out; a lab whose
     hypervisor cannot be reached still shows what its state file knows. A lab another vmlab
-    is working on shows that command, its pid and since when (--json: `busy`).
+    is working on shows that command, its pid and since when (--json: `busy`). A stage whose
+    plan changed since it ran is marked `changed`, the ones after it `stale` (--json: each
+    stage's `drift`); the profile is read for that only when a file the plans come from
+    changed since the stages ran (see `vmlab diff`).
 
     \b
     Exit codes: 0 every lab was shown in full; otherwise the highest of its labs' problems:
@@ -192,7 +218,9 @@ def _print_status(report: dict[str, Any]) -> None:
         took = f" {row['duration']:.0f}s" if row.get("duration") is not None else ""
         snap = " [snapshot]" if row.get("snapshot") else ""
         err = f"  ({row['error'].splitlines()[0]})" if row.get("error") else ""
-        click.echo(f"  {row['status']:<8} {row['name']}{took}{snap}{err}")
+        drift = {"changed": "  changed since it ran",
+                 "stale": "  stale: an earlier stage changed"}.get(row.get("drift") or "", "")
+        click.echo(f"  {row['status']:<8} {row['name']}{took}{snap}{drift}{err}")
     if report.get("complete"):
         click.echo("  complete [snapshot]")
     if report.get("next"):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from vmlab.cli.base import (JSON_OPTION, NEW_LAB_OPTION, _print_json, cli, cli_progress,
-                            lab_option)
+from vmlab.cli.base import (JSON_OPTION, NEW_LAB_OPTION, ON_ERROR_OPTION, _print_json, cli,
+                            cli_progress, lab_option)
 from vmlab.errors import EXIT_FAILED, UsageError
 
 
@@ -18,6 +18,10 @@ from vmlab.errors import EXIT_FAILED, UsageError
 @click.option("--from", "from_stage", metavar="STAGE",
               help="Revert to STAGE's snapshot and replay from there (the lab must exist).")
 @click.option("--from-scratch", is_flag=True, help="Destroy and recreate the lab (default).")
+@click.option("--changed", is_flag=True,
+              help="Run the lab again from the first stage whose plan changed since it ran "
+                   "(see `vmlab diff`), reusing the stages before it; from scratch when the "
+                   "lab does not exist.")
 @click.option("--retries", type=click.IntRange(0, 10), default=0, show_default=True,
               help="Roll a failed stage back and run it again up to N times.")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -25,8 +29,10 @@ from vmlab.errors import EXIT_FAILED, UsageError
 @click.option("--keep-runs", type=click.IntRange(1), metavar="K",
               help="Keep only the K newest runs of this lab.")
 @JSON_OPTION
+@ON_ERROR_OPTION
 def rebuild(profile: str, lab: str | None, from_stage: str | None, from_scratch: bool,
-            retries: int, report_dir: Path | None, keep_runs: int | None, as_json: bool) -> None:
+            changed: bool, retries: int, report_dir: Path | None, keep_runs: int | None,
+            as_json: bool, on_error: str | None) -> None:
     """Rebuild a lab for a nightly job and write a report a CI server reads.
 
     Exit codes: 0 every stage passed, 1 a stage failed, 2 usage or profile error,
@@ -36,13 +42,15 @@ def rebuild(profile: str, lab: str | None, from_stage: str | None, from_scratch:
     Examples:
       vmlab rebuild --profile newton-aio --retries 1 --keep-runs 14
       vmlab rebuild --profile newton-aio --from keystone --report-dir out/
+      vmlab rebuild --profile newton-aio --changed   only what changed since the last run
     """
     from vmlab.rebuild import rebuild as run_rebuild
 
-    if from_stage and from_scratch:
-        raise UsageError("--from and --from-scratch exclude each other")
+    if sum(map(bool, (from_stage, from_scratch, changed))) > 1:
+        raise UsageError("--from, --from-scratch and --changed exclude each other")
     report = run_rebuild(profile, lab, from_stage=from_stage, retries=retries,
-                         report_dir=report_dir, keep_runs=keep_runs, progress=cli_progress())
+                         report_dir=report_dir, keep_runs=keep_runs, changed=changed,
+                         progress=cli_progress())
     if as_json:
         from dataclasses import asdict
 
@@ -58,6 +66,11 @@ def rebuild(profile: str, lab: str | None, from_stage: str | None, from_scratch:
             click.echo(f"  - {problem}", err=True)
         if report.hint:
             click.echo(f"hint: {report.hint}", err=True)
+    from vmlab.cli import stagerun
+
+    failed = [stage for stage in report.stages if stage.status == "failed"]
+    if failed and (on_error is not None or stagerun.interactive()):
+        stagerun.act(report.lab, failed[0].name, failed[0].failure or {}, on_error or "ask")
     sys.exit(report.exit_code)
 
 
