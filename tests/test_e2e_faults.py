@@ -96,6 +96,7 @@ class FaultLab:
 
     def recover_with_rollback_and_resume(self, stage: str = "work") -> None:
         """The way back every hint names: rollback, fix the stage, resume; then all is done."""
+        self.wait_until_snapshot_is_older_than(stage, 6)  # so the clock check means something
         self.vmlab("rollback", stage, "--lab", LAB)
         assert self.stages()[stage] == "pending"
         self.assert_guest_clock_is_now(stage)
@@ -106,6 +107,14 @@ class FaultLab:
         assert status["complete"] is True and status["power"] == "running"
         assert self.snapshots() == ["prepare", "work", "complete"]
         assert self.guest("cat /root/work").stdout == "done-by-work\n"
+
+    def snapshot_age(self, snapshot: str) -> float:
+        taken = next(s for s in self.vmlab.json("snapshots", "--lab", LAB)
+                     if s["name"] == snapshot)["created"]
+        return time.time() - datetime.fromisoformat(taken).timestamp()
+
+    def wait_until_snapshot_is_older_than(self, snapshot: str, seconds: float) -> None:
+        time.sleep(max(0.0, seconds - self.snapshot_age(snapshot)))
 
     def assert_guest_clock_is_now(self, snapshot: str) -> None:
         """A live revert resumes the guest at the snapshot's time; rollback steps its clock."""
