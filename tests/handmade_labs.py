@@ -80,7 +80,10 @@ def closed_port():
         yield sock.getsockname()[1]
 
 
-def write_profile(path: Path, uri: str, *, name: str = "t1", ssh_user: str = "root") -> Path:
+def write_profile(path: Path, uri: str, *, name: str = "t1", ssh_user: str = "root",
+                  a: str = "true", b: str = "true", snapshots: str | None = None) -> Path:
+    """A two-stage profile (``a`` and ``b`` their commands) on the hypervisor at ``uri``."""
+    mode = f"snapshots: {{mode: {snapshots}}}\n" if snapshots else ""
     path.write_text(textwrap.dedent(f"""\
         name: {name}
         hypervisor: {{kind: libvirt, uri: "{uri}"}}
@@ -90,9 +93,9 @@ def write_profile(path: Path, uri: str, *, name: str = "t1", ssh_user: str = "ro
             - {{role: provider, network: user, subnet: 10.0.2.0/24}}
         ssh: {{user: {ssh_user}}}
         stages:
-          - {{name: a, run: ["true"]}}
-          - {{name: b, run: ["true"]}}
-        """))
+          - {{name: a, run: ["{a}"]}}
+          - {{name: b, run: ["{b}"]}}
+        """) + mode)
     return path
 
 

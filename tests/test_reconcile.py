@@ -12,13 +12,13 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.handmade_labs import RUNNING, Home, node_file, state_v2, vm_xml
+from tests.handmade_labs import write_profile as handmade_profile
 from tests.test_cli_imports import loaded
 from vmlab import driftkey
 from vmlab.errors import RemoteCommandFailed
@@ -51,19 +51,7 @@ class Guest:
 
 
 def write_profile(path: Path, uri: str, *, a: str = "echo a", b: str = "echo b") -> Path:
-    path.write_text(textwrap.dedent(f"""\
-        name: t1
-        hypervisor: {{kind: libvirt, uri: "{uri}"}}
-        install: {{method: image}}
-        vm:
-          nics:
-            - {{role: provider, network: user, subnet: 10.0.2.0/24}}
-        snapshots: {{mode: live}}
-        stages:
-          - {{name: a, run: ["{a}"]}}
-          - {{name: b, run: ["{b}"]}}
-        """))
-    return path
+    return handmade_profile(path, uri, a=a, b=b, snapshots="live")
 
 
 @pytest.fixture
