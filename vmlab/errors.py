@@ -129,6 +129,6 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 
 class KickstartError(VmlabError):
-    """A kickstart file did not render or does not validate."""
+    """A kickstart or preseed (an installer's answer file) did not render or does not validate."""
 
     exit_code = EXIT_USAGE

@@ -1,10 +1,12 @@
-"""How a lab's OS gets onto its disk: an `image` built from packages, or a `kickstart`
-install from the distribution's ISO (virt-install's pattern: an install boot with the
-installer's kernel and ``inst.ks=``, then the final definition that boots from disk)."""
+"""How a lab's OS gets onto its disk: an `image` built from packages, a `kickstart` install
+from the distribution's ISO, or a `preseed` install with debian-installer's netboot kernel
+(virt-install's pattern for both installers: an install boot with the installer's kernel and
+its answer file's URL, then the final definition that boots from disk)."""
 from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from vmlab import paths
 from vmlab.dns import guest_dns
 from vmlab.drivers.base import DiskSpec, Driver, KernelBoot, PowerState, VMRef
 from vmlab.errors import InfrastructureError, WaitTimeout
-from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile
+from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile, PreseedInstall
 from vmlab.progress import Progress
 from vmlab.vmspec import network_spec, static_addresses
 
@@ -36,7 +38,8 @@ class Prepared:
     guest_data: tuple[tuple[str, str], ...] = ()
     cdroms: tuple[Path, ...] = ()
     guest_os: str = "linux"
-    kickstart: KickstartInstall | None = None
+    #: The installer's install settings (its timeout), when an installer runs at first boot.
+    installer: KickstartInstall | PreseedInstall | None = None
     server: object | None = field(default=None, repr=False)
 
 
@@ -78,6 +81,9 @@ def prepare(lab: str, loaded: LoadedProfile, public_key: str, secrets: dict[str,
                                     nics=static_addresses(lab, profile),
                                     dns=[str(ip) for ip in guest_dns(profile) or ()]))
         return
+    if isinstance(install, PreseedInstall):
+        yield from _prepare_preseed(lab, loaded, install, public_key, secrets, progress)
+        return
     assert isinstance(install, KickstartInstall)
     yield from _prepare_kickstart(lab, loaded, install, public_key, secrets, progress)
 
@@ -108,7 +114,7 @@ def _prepare_kickstart(lab: str, loaded: LoadedProfile, install: KickstartInstal
         oemdrv = make_oemdrv_iso(text, paths.cache_dir() / "isos" / f"{lab}-oemdrv.iso")
         with server:
             yield Prepared(disk=DiskSpec(size_gib=profile.vm.disk_gib), cdroms=(iso, oemdrv),
-                           guest_os="centos7", kickstart=install, server=server)
+                           guest_os="centos7", installer=install, server=server)
         oemdrv.unlink(missing_ok=True)
         return
     label = install.iso_label.replace(" ", "\\x20")
@@ -116,11 +122,83 @@ def _prepare_kickstart(lab: str, loaded: LoadedProfile, install: KickstartInstal
     with server:
         yield Prepared(disk=DiskSpec(size_gib=profile.vm.disk_gib),
                        boot=KernelBoot(kernel, initrd, cmdline), cdroms=(iso,),
-                       guest_os="centos7", kickstart=install, server=server)
+                       guest_os="centos7", installer=install, server=server)
+
+
+def preseed_inputs(lab: str, loaded: LoadedProfile, public_key: str, secrets: dict[str, str],
+                   late_url: str, done_url: str | None):
+    from vmlab.preseed import PreseedInputs, PreseedNic
+
+    profile = loaded.profile
+    install = profile.install
+    assert isinstance(install, PreseedInstall)
+    nics = tuple(PreseedNic(role=nic.role, mac=nic.mac_for(lab),
+                            address=str(nic.address) if nic.address else None,
+                            prefix=nic.prefix, gateway=str(nic.gateway) if nic.gateway else None)
+                 for nic in profile.vm.nics)
+    return PreseedInputs(
+        lab=lab, hostname=profile.vm.hostname, nics=nics, root_password=secrets["root"],
+        ssh_public_key=public_key.strip(), late_url=late_url, done_url=done_url,
+        dns=tuple(str(ip) for ip in guest_dns(profile) or ()),
+        mirror_host=install.mirror_host, mirror_directory=install.mirror_directory,
+        suite=install.suite, timezone=install.timezone, packages=tuple(install.packages))
+
+
+def preseed_boot_cmdline(*, preseed_url: str, interface_mac: str, hostname: str,
+                         domain: str) -> str:
+    """debian-installer's boot options (install guide, appendix B.2): fully automatic from
+    the preseed at ``preseed_url``; what the installer asks before it has fetched the file
+    (the NIC, the host name) is answered here; a serial console for the install and after."""
+    return " ".join([
+        "auto=true", "priority=critical", f"url={preseed_url}",
+        f"netcfg/choose_interface={interface_mac}", f"hostname={hostname}", f"domain={domain}",
+        "locale=en_US.UTF-8", "keymap=us", "console=ttyS0,115200n8",
+        # after "---": options the installed system's boot loader keeps too
+        "---", "console=ttyS0,115200n8"])
+
+
+def netboot_files(install: PreseedInstall) -> tuple[Path, Path]:
+    """The installer's kernel and initrd, from Debian's netboot package."""
+    kernel, initrd = install.netboot_dir / "linux", install.netboot_dir / "initrd.gz"
+    for path in (kernel, initrd):
+        if not path.is_file():
+            raise InfrastructureError(
+                f"debian-installer's netboot {path.name} is not at {path}",
+                hint="install Debian's debian-installer-12-netboot-amd64 package "
+                     "(`apt-get install debian-installer-12-netboot-amd64`), or set "
+                     "install.netboot_dir to the folder holding linux and initrd.gz")
+    return kernel, initrd
+
+
+def _prepare_preseed(lab: str, loaded: LoadedProfile, install: PreseedInstall,
+                     public_key: str, secrets: dict[str, str],
+                     progress: Progress) -> Iterator[Prepared]:
+    from vmlab.preseed import render_preseed, validate_preseed
+
+    profile = loaded.profile
+    kernel, initrd = netboot_files(install)
+    bind, url_host = _install_server_address(loaded, install)
+    server = open_install_server(bind, url_host,
+                                 log=lambda line: progress.step(f"install server: {line}"))
+    rendered = render_preseed(preseed_inputs(lab, loaded, public_key, secrets,
+                                             server.url_for("late.sh"), server.done_url),
+                              template=install.template)
+    validate_preseed(rendered)  # before any VM boots: an invalid preseed is an error
+    server.files["preseed.cfg"] = rendered.preseed.encode()
+    server.files["late.sh"] = rendered.late_script.encode()
+    provider = profile.vm.nic("provider")
+    assert provider is not None
+    cmdline = preseed_boot_cmdline(preseed_url=server.url_for("preseed.cfg"),
+                                   interface_mac=provider.mac_for(lab),
+                                   hostname=profile.vm.hostname, domain="localdomain")
+    with server:
+        yield Prepared(disk=DiskSpec(size_gib=profile.vm.disk_gib),
+                       boot=KernelBoot(kernel, initrd, cmdline), installer=install,
+                       server=server)
 
 
 def _install_server_address(loaded: LoadedProfile,
-                            install: KickstartInstall) -> tuple[str, str]:
+                            install: KickstartInstall | PreseedInstall) -> tuple[str, str]:
     """(address to bind, address the guest uses) for the install server: ``serve_on``, or
     the host's address on the provider network (which exists once that network runs)."""
     if install.serve_on is not None:
@@ -175,22 +253,62 @@ def first_free_port(bind: str) -> int:
 
 
 def run_install(driver: Driver, ref: VMRef, prepared: Prepared, progress: Progress) -> None:
-    """Start the VM; for a kickstart, wait for the install, then boot from disk."""
+    """Start the VM; when an installer runs, wait for its callback, then boot from disk."""
     driver.start(ref)
-    if prepared.kickstart is None:
+    if prepared.installer is None:
         return
-    timeout = prepared.kickstart.install_timeout_minutes * 60
+    what = prepared.installer.method
+    timeout = prepared.installer.install_timeout_minutes * 60
     server = prepared.server
-    with progress.waiting("installing the OS from the kickstart") as update:
-        deadline = time.monotonic() + timeout
+    with progress.waiting(f"installing the OS ({what})") as update:
+        started = time.monotonic()
+        deadline = started + timeout
         while not server.wait_done(10):  # type: ignore[union-attr]
             if driver.state(ref) == PowerState.SHUTOFF:
-                raise InfrastructureError("the installer stopped before it reported success",
-                                          hint="read the console log (`vmlab status`)")
+                raise InfrastructureError(
+                    "the installer stopped before it reported success"
+                    + _console_excerpt(driver, ref),
+                    hint="read the console log (`vmlab status` shows where it is)")
             if time.monotonic() > deadline:
-                raise WaitTimeout(f"the kickstart install did not finish in {timeout // 60} min",
-                                  hint="read the console log; is the install source reachable?")
-            update(f"{(timeout - (deadline - time.monotonic())) / 60:.0f} min")
+                raise WaitTimeout(
+                    f"the {what} install did not finish in {timeout // 60} min"
+                    + _console_excerpt(driver, ref),
+                    hint="read the console log; is the install source reachable?")
+            last = console_tail(driver, ref, 1)
+            update(f"{(time.monotonic() - started) / 60:.0f} min"
+                   + (f": {last[0][:70]}" if last else ""))
         driver.wait_for_state(ref, PowerState.SHUTOFF, timeout=600)
     driver.set_kernel_boot(ref, None)
     driver.start(ref)
+
+
+#: Terminal control sequences (CSI, OSC, charset selection) in a serial console log: the
+#: installers draw their screens with them.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-Za-z]|"
+                      r"\x1b[=>78DEHM]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def console_tail(driver: Driver, ref: VMRef, lines: int = 20) -> list[str]:
+    """The last ``lines`` lines of text in the VM's serial console log, without terminal
+    control sequences; none when the log is not readable here (a remote hypervisor)."""
+    path = driver.console_log_path(ref)
+    if not path:
+        return []
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, 2)
+            log.seek(max(0, log.tell() - 65536))
+            raw = log.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    text = _CONTROL.sub(" ", raw.replace("\r\n", "\n").replace("\r", "\n"))
+    kept = [" ".join(line.split()) for line in text.split("\n")]
+    return [line for line in kept if line][-lines:]
+
+
+def _console_excerpt(driver: Driver, ref: VMRef) -> str:
+    tail = console_tail(driver, ref)
+    if not tail:
+        return ""
+    return (f"; the console's last lines ({driver.console_log_path(ref)}):\n  "
+            + "\n  ".join(tail))

@@ -35,9 +35,10 @@ Bool = Annotated[bool, StrictType()]
 #: surface only as the hypervisor's refusal, after the guest image was built.
 MAX_MEMORY_MIB = 4 * 1024 * 1024
 
-#: Guest platform -> the install methods that make it (an image is Debian's mmdebstrap, the
-#: kickstart is CentOS's) and the OpenStack releases its packages are (the first: default).
-PLATFORM_INSTALLS = {"centos7": ("kickstart",), "debian12": ("image",)}
+#: Guest platform -> the install methods that make it (an image is Debian's mmdebstrap, a
+#: preseed Debian's installer, the kickstart is CentOS's) and the OpenStack releases its
+#: packages are (the first: default).
+PLATFORM_INSTALLS = {"centos7": ("kickstart",), "debian12": ("image", "preseed")}
 PLATFORM_RELEASES = {"centos7": ("newton",), "debian12": ("zed",)}
 
 
@@ -131,7 +132,31 @@ class KickstartInstall(Strict):
     install_timeout_minutes: Int = Field(90, ge=5)
 
 
-Install = Annotated[Union[ImageInstall, KickstartInstall], Field(discriminator="method")]
+class PreseedInstall(Strict):
+    """Install Debian 12 with debian-installer's netboot kernel and initrd and a served
+    preseed (the kickstart path's machinery: install server, kernel boot, callback)."""
+
+    method: Literal["preseed"]
+    template: str = "debian12.preseed.j2"
+    #: Where the installer's ``linux`` and ``initrd.gz`` are: what Debian's
+    #: debian-installer-12-netboot-amd64 package installs.
+    netboot_dir: Path = Path("/usr/lib/debian-installer/images/12/amd64/text/"
+                             "debian-installer/amd64")
+    suite: Literal["bookworm"] = "bookworm"
+    #: The Debian mirror the installer and the installed system use (host, then path).
+    mirror_host: str = Field("deb.debian.org", pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
+    mirror_directory: str = Field("/debian", pattern=r"^/[A-Za-z0-9._/-]*$")
+    timezone: str = Field("UTC", pattern=r"^[A-Za-z0-9_+/-]+$")
+    packages: tuple[DebianPackage, ...] = ()
+    #: Address the install server listens on; default: what the provider network reaches.
+    serve_on: ipaddress.IPv4Address | None = None
+    install_timeout_minutes: Int = Field(150, ge=5)
+
+
+Install = Annotated[Union[ImageInstall, KickstartInstall, PreseedInstall],
+                    Field(discriminator="method")]
+#: The install methods whose installer fetches its answers from vmlab's install server.
+SERVED_INSTALLS = (KickstartInstall, PreseedInstall)
 
 
 class Nic(Strict):
@@ -399,9 +424,13 @@ def consistency_problems(profile: Profile) -> list[tuple[tuple[Any, ...], str]]:
     if profile.install.method not in methods:
         problems.append((("install", "method"),
                          f"install method {profile.install.method!r} cannot make a "
-                         f"{profile.platform} guest (an image is Debian's, a kickstart "
-                         f"CentOS's); platform {profile.platform} installs by "
+                         f"{profile.platform} guest (an image and a preseed are Debian's, "
+                         f"a kickstart CentOS's); platform {profile.platform} installs by "
                          + " or ".join(repr(m) for m in methods)))
+    if profile.install.method == "preseed" and profile.hypervisor.kind != "libvirt":
+        problems.append((("install", "method"),
+                         "a preseed install boots the installer's kernel directly, which only "
+                         "libvirt can; on vSphere install by kickstart"))
     releases = PLATFORM_RELEASES[profile.platform]
     if profile.openstack.release not in releases:
         problems.append((("openstack", "release"),

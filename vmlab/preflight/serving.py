@@ -1,5 +1,6 @@
 """Whether the installer will reach vmlab's install server: the address the server listens
-on, and the firewall between the guest and that address (kickstart installs only)."""
+on, and the firewall between the guest and that address (kickstart and preseed
+installs only)."""
 from __future__ import annotations
 
 import errno
@@ -8,7 +9,7 @@ import socket
 from vmlab.drivers.base import Check, Driver, NetworkSpec
 from vmlab.install import INSTALL_PORTS, _install_server_address, first_free_port
 from vmlab.preflight import firewall
-from vmlab.profile import KickstartInstall, LoadedProfile
+from vmlab.profile import SERVED_INSTALLS, LoadedProfile
 from vmlab.vmspec import network_spec
 
 SERVE_ON_FIX = ("set install.serve_on to this machine's address on the network the guest's "
@@ -20,7 +21,7 @@ def checks(driver: Driver, loaded: LoadedProfile, lab: str,
     """The install server's address and firewall; ``port``: the one it listens on (by
     default the one it would take now)."""
     install = loaded.profile.install
-    if not isinstance(install, KickstartInstall):
+    if not isinstance(install, SERVED_INSTALLS):
         return []
     bind, guest_host = _install_server_address(loaded, install)
     port = port or first_free_port(bind)
@@ -36,13 +37,13 @@ def _provider(loaded: LoadedProfile, lab: str) -> NetworkSpec:
 
 def _through_user_mode(loaded: LoadedProfile, lab: str) -> bool:
     install = loaded.profile.install
-    assert isinstance(install, KickstartInstall)
+    assert isinstance(install, SERVED_INSTALLS)
     return install.serve_on is None and _provider(loaded, lab).kind == "user"
 
 
 def _link(driver: Driver, loaded: LoadedProfile, lab: str):
     install = loaded.profile.install
-    assert isinstance(install, KickstartInstall)
+    assert isinstance(install, SERVED_INSTALLS)
     return driver.network_host_link(_provider(loaded, lab)) if install.serve_on is None \
         else None
 
@@ -80,7 +81,7 @@ def firewall_check(driver: Driver, loaded: LoadedProfile, lab: str, bind: str,
                    port: int) -> Check:
     name = "firewall"
     install = loaded.profile.install
-    assert isinstance(install, KickstartInstall)
+    assert isinstance(install, SERVED_INSTALLS)
     if _through_user_mode(loaded, lab):
         return Check("install server", name, "ok", "the guest reaches the server through "
                      "qemu's user-mode network on 127.0.0.1: no firewall is in between")
@@ -113,7 +114,7 @@ def firewall_check(driver: Driver, loaded: LoadedProfile, lab: str, bind: str,
     return Check(
         "install server", name, "fail",
         f"firewalld's zone {zone_name} rejects TCP port {port} on {bind}: the installer could "
-        "not fetch its kickstart from the install server, and vmlab would wait "
+        "not fetch its answer file from the install server, and vmlab would wait "
         f"{install.install_timeout_minutes} minutes for it",
         f"let vmlab's install server ports through: firewall-cmd --zone={zone_name} "
         f"--add-port={ports} && firewall-cmd --permanent --zone={zone_name} --add-port={ports}")

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from vmlab import __version__, paths
 from vmlab.drivers.base import Check
-from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile
+from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile, PreseedInstall
 
 TIMEOUT = 5.0
 MIB = 1 << 20
@@ -85,6 +85,8 @@ def planned_fetches(lab: str, loaded: LoadedProfile) -> list[Fetch]:
         fetches += _kickstart_fetches(install)
     elif isinstance(install, ImageInstall):
         fetches += _image_fetches(install)
+    elif isinstance(install, PreseedInstall):
+        fetches += _preseed_fetches(install)
     fetches += _stage_fetches(lab, loaded)
     unique: dict[str, Fetch] = {}
     for fetch in fetches:
@@ -125,6 +127,20 @@ def _image_fetches(install: ImageInstall) -> list[Fetch]:
                   "install.mirror", DEBIAN_FIX)
             for base, name in ((mirror, suite), (mirror, f"{suite}-updates"),
                                (f"{mirror}-security", f"{suite}-security"))]
+
+
+def _preseed_fetches(install: PreseedInstall) -> list[Fetch]:
+    """What the installer fetches: its components from the mirror's suite (and, once
+    installed, the security suite the preseed's apt-setup names)."""
+    mirror = f"http://{install.mirror_host}{install.mirror_directory.rstrip('/')}"
+    fix = ("set install.mirror_host and install.mirror_directory to a Debian mirror that "
+           "answers")
+    suite = install.suite
+    return [Fetch(f"Debian mirror ({name})", base, f"{base}/dists/{name}/Release", "release",
+                  "install.mirror_host", fix)
+            for base, name in ((mirror, suite), (mirror, f"{suite}-updates"),
+                               (f"http://{install.mirror_host}/debian-security",
+                                f"{suite}-security"))]
 
 
 def _stage_fetches(lab: str, loaded: LoadedProfile) -> list[Fetch]:
