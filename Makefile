@@ -9,13 +9,14 @@ PYTEST_ARGS ?=
 BENCH_VENV := $(CACHE)/bench-venv
 BENCH_NOTE ?=
 
-.PHONY: help deps venv demo demo-clean test test-fast e2e-openstack bench bench-venv bench-report vcsim clean
+.PHONY: help deps venv demo demo-clean test test-fast e2e-openstack e2e-install bench bench-venv bench-report vcsim clean
 
 help:
 	@echo "make demo           build a small Debian guest and run the demo lab on local libvirt/qemu"
 	@echo "make test           install what the tests need and run them (about 10 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
 	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM)"
+	@echo "make e2e-install    install Debian 12 with debian-installer from a preseed, then prep, network, ntp"
 	@echo "make bench          benchmarks under bench/, written to docs/benchmarks.md (about 45 minutes)"
 
 $(STAMP)/apt: scripts/install-deps
@@ -61,6 +62,11 @@ e2e-openstack: venv
 	@# its own --basetemp: a pytest run started meanwhile would prune the shared one, lab state and all
 	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m openstack -s \
 	  --basetemp=$(CACHE)/e2e-openstack-tmp tests/test_e2e_openstack.py
+
+e2e-install: venv
+	@# its own --basetemp, as e2e-openstack: a pytest run started meanwhile would prune the shared one
+	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m install -s \
+	  --basetemp=$(CACHE)/e2e-install-tmp tests/test_e2e_install.py
 
 # The tools vmlab is compared with live in their own venv, never in vmlab's.
 $(BENCH_VENV)/bin/kcli:

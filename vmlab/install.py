@@ -148,7 +148,9 @@ def preseed_boot_cmdline(*, preseed_url: str, interface_mac: str, hostname: str,
                          domain: str) -> str:
     """debian-installer's boot options (install guide, appendix B.2): fully automatic from
     the preseed at ``preseed_url``; what the installer asks before it has fetched the file
-    (the NIC, the host name) is answered here; a serial console for the install and after."""
+    (the NIC, the host name) is answered here; a serial console for the install and after.
+    netcfg takes a MAC address for netcfg/choose_interface (netcfg-common.c,
+    netcfg_get_interface), so the provider NIC is chosen whatever its name."""
     return " ".join([
         "auto=true", "priority=critical", f"url={preseed_url}",
         f"netcfg/choose_interface={interface_mac}", f"hostname={hostname}", f"domain={domain}",
@@ -276,7 +278,7 @@ def run_install(driver: Driver, ref: VMRef, prepared: Prepared, progress: Progre
                     hint="read the console log; is the install source reachable?")
             last = console_tail(driver, ref, 1)
             update(f"{(time.monotonic() - started) / 60:.0f} min"
-                   + (f": {last[0][:70]}" if last else ""))
+                   + (f", console: {last[0][:70]}" if last else ""))
         driver.wait_for_state(ref, PowerState.SHUTOFF, timeout=600)
     driver.set_kernel_boot(ref, None)
     driver.start(ref)
