@@ -285,7 +285,8 @@ def run_install(driver: Driver, ref: VMRef, prepared: Prepared, progress: Progre
 
 
 #: Terminal control sequences (CSI, OSC, charset selection) in a serial console log: the
-#: installers draw their screens with them.
+#: installers draw their screens with them. A cursor move to a row starts a new line.
+_MOVE = re.compile(r"\x1b\[[0-9;]*[Hf]")
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-Za-z]|"
                       r"\x1b[=>78DEHM]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -303,7 +304,7 @@ def console_tail(driver: Driver, ref: VMRef, lines: int = 20) -> list[str]:
             raw = log.read().decode("utf-8", "replace")
     except OSError:
         return []
-    text = _CONTROL.sub(" ", raw.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub(" ", _MOVE.sub("\n", raw).replace("\r", "\n"))
     kept = [" ".join(line.split()) for line in text.split("\n")]
     return [line for line in kept if line][-lines:]
 
