@@ -26,6 +26,7 @@ LAB_COMMANDS = {
     "plan": ["plan", "--profile", "demo"],
     "preflight": ["preflight", "--profile", "demo", "--no-urls"],
     "render kickstart": ["render", "kickstart", "--profile", "newton-aio"],
+    "render preseed": ["render", "preseed", "--profile", "zed-aio-debian12-preseed"],
     "diff": ["diff"],
     "openrc": ["openrc", "admin"],
     "provision": ["provision"],
@@ -169,6 +170,7 @@ def test_the_group_options_have_help():
 @pytest.mark.parametrize("name, says", [
     ("create", "default: the profile's name"), ("plan", "default: the profile's name"),
     ("render kickstart", "default: the profile's name"),
+    ("render preseed", "default: the profile's name"),
     ("rebuild", "default: the profile's name"),
     ("runs", "default: every lab's"), ("status", "default: every lab"),
     ("destroy", "default: the only lab there is"), ("rollback", "default: the only lab there is"),

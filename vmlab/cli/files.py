@@ -1,4 +1,5 @@
-"""Commands that print what vmlab would do or write: plans, kickstarts, openrc, profiles."""
+"""Commands that print what vmlab would do or write: plans, kickstarts, preseeds, openrc,
+profiles."""
 from __future__ import annotations
 
 from typing import Any
@@ -57,7 +58,6 @@ def render_kickstart_command(profile: str, lab: str | None, show_secrets: bool) 
     from vmlab.install import kickstart_inputs
     from vmlab.kickstart import mask_secrets, render_kickstart, validate_kickstart
     from vmlab.profile import KickstartInstall, load_profile
-    from vmlab.state import LabFiles
 
     loaded = load_profile(profile)
     install = loaded.profile.install
@@ -65,18 +65,60 @@ def render_kickstart_command(profile: str, lab: str | None, show_secrets: bool) 
         raise UsageError(f"profile {loaded.profile.name} installs by {install.method!r}, "
                          "not by kickstart", hint="try --profile newton-aio")
     name = lab if lab is not None else loaded.profile.name
-    files = LabFiles(name)
-    if files.exists():
-        secrets = files.load_secrets()
-        key = files.ssh_key.with_name(files.ssh_key.name + ".pub").read_text().strip()
-    else:
-        secrets = {"root": "<secret:root>"}
-        key = f"ssh-ed25519 <the lab's public key> vmlab-{name}"
+    secrets, key = _lab_key_and_secrets(name)
     text = render_kickstart(kickstart_inputs(name, loaded, key, secrets,
                                              "http://<install-server>/<token>/done"),
                             template=install.template)
     validate_kickstart(text)
     click.echo(text if show_secrets else mask_secrets(text, secrets.values()), nl=False)
+
+
+@render.command("preseed")
+@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
+              help="The profile whose preseed to render (it installs by preseed).")
+@NEW_LAB_OPTION
+@click.option("--show-secrets", is_flag=True,
+              help="Print the root password hash instead of masking it.")
+def render_preseed_command(profile: str, lab: str | None, show_secrets: bool) -> None:
+    """Print the lab's preseed and the late script it runs, checked as before an install
+    (secrets masked unless --show-secrets).
+
+    With an existing lab its real key and secrets are used; otherwise placeholders.
+
+    \b
+    Example:
+      vmlab render preseed --profile zed-aio-debian12-preseed
+    """
+    from vmlab.install import preseed_inputs
+    from vmlab.preseed import mask_secrets, render_preseed, validate_preseed
+    from vmlab.profile import PreseedInstall, load_profile
+
+    loaded = load_profile(profile)
+    install = loaded.profile.install
+    if not isinstance(install, PreseedInstall):
+        raise UsageError(f"profile {loaded.profile.name} installs by {install.method!r}, "
+                         "not by preseed", hint="try --profile zed-aio-debian12-preseed")
+    name = lab if lab is not None else loaded.profile.name
+    secrets, key = _lab_key_and_secrets(name)
+    server = "http://<install-server>/<token>"
+    rendered = render_preseed(preseed_inputs(name, loaded, key, secrets, f"{server}/late.sh",
+                                             f"{server}/done"), template=install.template)
+    validate_preseed(rendered)
+    text = (rendered.preseed + f"\n#### {server}/late.sh, run by late_command\n"
+            + rendered.late_script)
+    click.echo(text if show_secrets else mask_secrets(text, secrets.values()), nl=False)
+
+
+def _lab_key_and_secrets(name: str) -> tuple[dict[str, str], str]:
+    """An existing lab's secrets and public key; placeholders for a lab not made yet."""
+    from vmlab.state import LabFiles
+
+    files = LabFiles(name)
+    if files.exists():
+        secrets = files.load_secrets()
+        key = files.ssh_key.with_name(files.ssh_key.name + ".pub").read_text().strip()
+        return secrets, key
+    return {"root": "<secret:root>"}, f"ssh-ed25519 <the lab's public key> vmlab-{name}"
 
 
 @cli.command()
