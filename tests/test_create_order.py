@@ -1,4 +1,4 @@
-"""`create` of a kickstart lab in the right order: the networks are made and started, then the
+"""`create` of a kickstart (or preseed) lab in the right order: the networks are made and started, then the
 install server listens on the provider network's address, then the kickstart is rendered
 with the server's URL, then the VM is defined; and a failure anywhere removes what was made.
 
@@ -10,6 +10,7 @@ real host. The server itself then listens on 127.0.0.1.
 from __future__ import annotations
 
 import errno
+import textwrap
 
 import pytest
 
@@ -167,3 +168,36 @@ def test_a_taken_port_moves_the_server_to_the_next_one():
 
 def test_an_address_that_does_not_exist_yet_still_gets_the_first_port():
     assert serving.first_free_port("198.51.100.7") == INSTALL_PORTS[0]
+
+
+def test_a_preseed_lab_boots_the_installer_with_the_servers_token_url(home, host, events,
+                                                                      tmp_path):
+    """The same order for debian-installer: the server on the NAT network's address, the
+    installer's kernel told to fetch its preseed from the server's token path."""
+    netboot = tmp_path / "netboot"
+    netboot.mkdir()
+    for name in ("linux", "initrd.gz"):
+        (netboot / name).write_bytes(b"fake")
+    profile = tmp_path / "preseed-order.yaml"
+    profile.write_text(textwrap.dedent(f"""\
+        extends: zed-aio-debian12-preseed
+        name: preseed-order
+        hypervisor: {{kind: libvirt, uri: "test:///unused"}}
+        install: {{netboot_dir: {netboot}}}
+        vm:
+          nics:
+            - {{role: provider, network: nat, network_name: vmlab-provider,
+                subnet: 10.91.0.0/24}}
+            - {{role: management, network: isolated, network_name: vmlab-management,
+                subnet: 192.168.70.0/24, address: 192.168.70.2}}
+        """))
+    with pytest.raises(Booted):
+        labs.create(str(profile), "pre", provision=False, check_urls=False)
+    listen, define, boot = events
+    assert listen == ("listen", "10.91.0.1")
+    cmdline, running = define[1], define[2]
+    assert cmdline.startswith(f"auto=true priority=critical url=http://10.91.0.1:"
+                              f"{INSTALL_PORTS[0]}/")
+    assert cmdline.split()[2].endswith("/preseed.cfg")
+    assert running == {"vmlab-provider", "vmlab-management"}
+    assert host.conn.listAllDomains(0) == [] and host.conn.listAllNetworks() == []
