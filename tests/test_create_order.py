@@ -1,6 +1,7 @@
-"""`create` of a kickstart (or preseed) lab in the right order: the networks are made and started, then the
-install server listens on the provider network's address, then the kickstart is rendered
-with the server's URL, then the VM is defined; and a failure anywhere removes what was made.
+"""`create` of a kickstart (or preseed) lab in the right order: the networks are made and
+started, then the install server listens on the provider network's address, then the
+kickstart is rendered with the server's URL, then the VM is defined; and a failure anywhere
+removes what was made.
 
 Runs the real orchestration on libvirt's test driver. The test driver makes no host
 interfaces, so the host is simulated where it matters: an address exists (the install server
