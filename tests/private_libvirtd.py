@@ -11,9 +11,9 @@ Two modes:
 - default: only the mount namespace is private. The daemon's socket is outside it, and the
   URI ``qemu:///system?socket=...`` reaches it from the host.
 - ``network=True``: a network namespace too (``unshare --mount --net``), given an uplink by
-  ``slirp4netns --configure`` (user-mode networking: the namespace sees 10.0.2.100, gateway
-  10.0.2.2, DNS 10.0.2.3; the host gets no interface, address, route or firewall rule). The
-  namespace has its own /etc/resolv.conf (10.0.2.3) and loopback, and its own virtlogd and
+  ``slirp4netns --configure --cidr=10.99.0.0/24`` (user-mode networking: the namespace sees
+  10.99.0.100, gateway 10.99.0.2, DNS 10.99.0.3; the host gets no interface, address, route
+  or firewall rule). The namespace has its own /etc/resolv.conf (10.99.0.3) and loopback, and its own virtlogd and
   libvirtd on the default socket paths, so inside it ``qemu:///system`` is this daemon, and
   libvirt's NAT and isolated networks (bridges, dnsmasq, iptables rules) live there only.
   Whatever talks to a guest's private address (vmlab, ssh, an install server) runs inside
@@ -38,11 +38,16 @@ from tests.processes import namespace_pids, stop_pid
 
 PRIVATE_DIRS = ("/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/cache/libvirt",
                 "/var/log/libvirt")
-#: slirp4netns's DNS forwarder (its default --cidr 10.0.2.0/24)
-SLIRP_DNS = "10.0.2.3"
-#: The namespace's uplink, as podman and rootlesskit give it: a large MTU is much faster
-#: through slirp; host loopback stays unreachable (the namespace must not reach host services).
-SLIRP_ARGS = ("--configure", "--mtu=65520", "--disable-host-loopback")
+#: The namespace's uplink subnet. Not slirp4netns's default 10.0.2.0/24: that is also QEMU
+#: user-mode's, and a guest told to use QEMU's resolver 10.0.2.3 on a libvirt network (the
+#: DNS default vmlab once had) would reach slirp4netns's resolver through the namespace's
+#: route and pass where a real host fails.
+SLIRP_CIDR = "10.99.0.0/24"
+#: slirp4netns's DNS forwarder: the subnet's .3 (its gateway is .2, the namespace .100)
+SLIRP_DNS = "10.99.0.3"
+#: The uplink as podman and rootlesskit give it: a large MTU is much faster through slirp;
+#: host loopback stays unreachable (the namespace must not reach host services).
+SLIRP_ARGS = ("--configure", "--mtu=65520", "--disable-host-loopback", f"--cidr={SLIRP_CIDR}")
 
 
 class PrivateLibvirtd:
