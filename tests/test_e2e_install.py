@@ -1,17 +1,19 @@
-"""`make e2e-install`: a real unattended install. debian-installer boots from Debian's netboot
-kernel, fetches its preseed from vmlab's install server, installs Debian 12 from the Debian
-mirror, calls back from late_command and powers off; vmlab switches the VM to its disk and
-runs the Debian twin's prep, network and ntp stages on the installed system.
+"""`make e2e-install`: a real unattended install onto vmlab's libvirt networks.
 
-The lab runs on a libvirtd of this module's own (tests/private_libvirtd.py), and vmlab runs
-inside that daemon's mount namespace, where the serial console log is: vmlab shows the
-installer's progress from it. The guest's NICs are user-mode ones (the provider NIC reaches
-the mirror through QEMU's NAT); the install takes 30-60 minutes without KVM.
+debian-installer boots from Debian's netboot kernel on a NAT provider network (DHCP from
+libvirt's dnsmasq) and an isolated management network, as newton-aio defines them; it fetches
+its preseed from vmlab's install server on the NAT network's address, installs Debian 12 from
+the Debian mirror, calls back from late_command and powers off; vmlab switches the VM to its
+disk and runs the Debian twin's prep, network and ntp stages over the management address
+192.168.70.2. Everything runs in the test's network namespace (tests/netns_fixtures.py):
+the host's interfaces, routes and firewall rules are the same afterwards.
+
+vmlab runs inside the private daemon's namespaces, where the serial console log is, and
+shows the installer's progress from it. The install takes 30-60 minutes without KVM.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import host_network
 from tests.private_libvirtd import PrivateLibvirtd
 
 pytestmark = [pytest.mark.install, pytest.mark.e2e, pytest.mark.slow]
@@ -29,44 +32,30 @@ LAB = "e2e-install"
 NETBOOT = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64")
 
 
-@pytest.fixture(scope="module")
-def hypervisor():
-    if not (NETBOOT / "linux").is_file():
-        pytest.fail("debian-installer-12-netboot-amd64 is not installed: run `make deps`")
-    daemon = PrivateLibvirtd(images_size="8G").start()
-    yield daemon
-    daemon.stop()
-
-
 class InNamespace:
-    """The vmlab CLI run inside the private daemon's mount namespace; each command's
-    output also goes to ``log`` as it comes, to follow a long install."""
+    """The vmlab CLI run inside the namespaces; each command's output also goes to ``log``
+    as it comes, to follow a long install."""
 
     def __init__(self, hypervisor: PrivateLibvirtd, env: dict[str, str], log: Path) -> None:
-        assert hypervisor.holder is not None
-        self.prefix = ["nsenter", "-t", str(hypervisor.holder.pid), "-m", f"--wd={REPO}", "--"]
+        self.prefix = [*hypervisor.nsenter(REPO), "--"]
         self.env = env
         self.log = log
 
-    def __call__(self, *args: str, expect: int | None = 0,
-                 timeout: float = 600) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
         with self.log.open("a") as log:
             log.write(f"\n$ vmlab {' '.join(args)}\n")
             log.flush()
-            process = subprocess.Popen(self.prefix + [sys.executable, "-m", "vmlab", *args],
+            process = subprocess.Popen([*self.prefix, sys.executable, "-m", "vmlab", *args],
                                        env=self.env, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True,
                                        stdin=subprocess.DEVNULL)
-            lines = []
             assert process.stdout is not None
-            deadline = time.monotonic() + timeout
+            lines = []
             for line in process.stdout:
                 lines.append(line)
                 log.write(line)
                 log.flush()
-                if time.monotonic() > deadline:
-                    process.kill()
-            code = process.wait(timeout=60)
+            code = process.wait()
         output = "".join(lines)
         if expect is not None and code != expect:
             raise AssertionError(f"vmlab {' '.join(args)} exited {code}, expected {expect}\n"
@@ -74,37 +63,44 @@ class InNamespace:
         return subprocess.CompletedProcess(args, code, output, "")
 
     def json(self, *args: str):
-        result = subprocess.run(self.prefix + [sys.executable, "-m", "vmlab", *args, "--json"],
+        result = subprocess.run([*self.prefix, sys.executable, "-m", "vmlab", *args, "--json"],
                                 env=self.env, capture_output=True, text=True, check=True,
                                 stdin=subprocess.DEVNULL, timeout=300)
         return json.loads(result.stdout)
 
 
-def test_preseed_install_then_prep_network_ntp(hypervisor, vmlab_home, tmp_path):
+def test_preseed_install_on_libvirt_networks_then_prep_network_ntp(
+        netns_libvirtd, vmlab_home, host_network_before, tmp_path):
+    if not (NETBOOT / "linux").is_file():
+        pytest.fail("debian-installer-12-netboot-amd64 is not installed: run `make deps`")
+    hypervisor = netns_libvirtd
     profile = tmp_path / "e2e-install.yaml"
     profile.write_text("\n".join([
         "extends: zed-aio-debian12-preseed",
         "name: e2e-install",
-        f"hypervisor: {{kind: libvirt, uri: {json.dumps(hypervisor.uri)}}}",
-        "stages: [prep, network, ntp]",
-        "snapshots: {mode: live}", ""]))
+        "stages: [prep, network, ntp]", ""]))
     log = tmp_path / "vmlab-output.log"
     print(f"\nvmlab's output: {log}")
     vmlab = InNamespace(hypervisor, vmlab_home, log)
 
     started = time.monotonic()
-    created = vmlab("create", "--profile", str(profile), "--lab", LAB, timeout=4 * 3600)
+    output = vmlab("create", "--profile", str(profile), "--lab", LAB).stdout
     total = time.monotonic() - started
-    output = created.stdout
-    # the installer fetched its preseed and late script from the token path, then called back
-    fetched = re.findall(r"install server: \S+ (GET|POST) /[\w-]+/(\S+) (\d+)", output)
+    # the installer fetched its preseed and late script from the token path on the NAT
+    # network's address, then called back
+    fetched = re.findall(r"install server: 192\.168\.123\.\d+ (GET|POST) /[\w-]+/(\S+) (\d+)",
+                         output)
     assert ("GET", "preseed.cfg", "200") in fetched, output[-4000:]
     assert ("GET", "late.sh", "200") in fetched and ("POST", "done", "200") in fetched
+    assert re.search(r"installing the OS \(preseed\): done|installing the OS \(preseed\) "
+                     r"\.\.\.", output)
     status = vmlab.json("status", "--lab", LAB)
     assert [(r["name"], r["status"]) for r in status["stages"]] == [
         ("prep", "done"), ("network", "done"), ("ntp", "done")]
-    stage_times = ", ".join(f"{r['name']} {r['duration']:.0f}s" for r in status["stages"])
-    print(f"create (install + prep, network, ntp) took {total / 60:.1f} min; {stage_times}")
+    stage_seconds = sum(r["duration"] or 0 for r in status["stages"])
+    print(f"create took {total / 60:.1f} min: the install and first boot "
+          f"{(total - stage_seconds) / 60:.1f} min, then "
+          + ", ".join(f"{r['name']} {r['duration']:.0f}s" for r in status["stages"]))
 
     def guest(command: str) -> str:
         return vmlab("ssh", "--lab", LAB, "--", command).stdout
@@ -114,12 +110,23 @@ def test_preseed_install_then_prep_network_ntp(hypervisor, vmlab_home, tmp_path)
     domain = hypervisor.virsh("dumpxml", f"vmlab-{LAB}")
     assert "<kernel>" not in domain and "<cmdline>" not in domain
     assert guest("cat /etc/debian_version").startswith("12.")
+    # the NICs are libvirt network interfaces; the provider's address is a dnsmasq lease
+    domiflist = hypervisor.virsh("domiflist", f"vmlab-{LAB}")
+    assert "vmlab-provider" in domiflist and "vmlab-management" in domiflist
+    leases = hypervisor.virsh("net-dhcp-leases", "vmlab-provider")
+    assert "192.168.123." in leases
+    addresses = guest("ip -o -4 addr show")
+    assert " 192.168.70.2/24 " in addresses and " 192.168.123." in addresses
+    assert guest("ip route show default").startswith("default via 192.168.123.1 ")
     assert "vmlab at install time" in guest("cat /etc/network/interfaces")
-    assert " 192.168.70.2/24 " in guest("ip -o -4 addr show")
     assert guest("hostname").strip() == "controller"
-    assert "nameserver 10.0.2.3" in guest("cat /etc/resolv.conf")  # after network's reboot
-    assert guest("systemctl is-active chrony").strip() == "active"
+    assert "nameserver 192.168.123.1" in guest("cat /etc/resolv.conf")  # after network's reboot
     assert guest("getent hosts controller").split()[0] == "192.168.70.2"
+    assert guest("systemctl is-active chrony").strip() == "active"
+    assert "192.168.123.1" in guest("chronyc -n sources")
 
     vmlab("destroy", "--lab", LAB, "--yes")
     assert f"vmlab-{LAB}" not in hypervisor.virsh("list", "--all", "--name").split()
+    assert "vmlab-provider" not in hypervisor.virsh("net-list", "--all", "--name").split()
+    changed = host_network_before.differences(host_network.snapshot())
+    assert not changed, "\n".join(changed)

@@ -71,6 +71,7 @@ def test_late_script_installs_the_key_writes_the_nics_by_mac_and_calls_back():
     assert 'echo "iface $name inet dhcp"' in provider
     assert 'echo "    address 192.168.70.2/24"' in script
     assert 'echo "nameserver 192.168.123.1" >> "$target/etc/resolv.conf"' in script
+    assert "make_resolv_conf() { :; }" in script  # the DHCP lease keeps them
     assert ('chroot "$target" curl -fsS -m 10 -X POST '
             '"http://192.168.123.1:8719/token/done" && exit 0') in script
 
