@@ -189,3 +189,14 @@ def test_preseed_is_for_debian_on_libvirt_only(tmp_path, netboot):
     with pytest.raises(ProfileError) as info:
         load_profile(str(vsphere))
     assert "only libvirt can" in str(info.value.problems)
+
+
+def test_preflight_says_whether_the_netboot_files_are_there(tmp_path, netboot):
+    from vmlab.preflight import _netboot_files
+
+    there = load_profile(str(preseed_profile(tmp_path / "a.yaml", netboot))).profile.install
+    assert _netboot_files(there).status == "ok"
+    missing = load_profile(str(preseed_profile(tmp_path / "b.yaml", tmp_path / "none")))
+    check = _netboot_files(missing.profile.install)
+    assert check.status == "fail" and "apt-get install debian-installer-12-netboot-amd64" \
+        in check.fix

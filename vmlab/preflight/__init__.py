@@ -24,7 +24,7 @@ from vmlab import paths
 from vmlab.drivers.base import Check, DiskSpec, Driver
 from vmlab.errors import EXIT_FAILED, EXIT_INFRA, VmlabError
 from vmlab.preflight import urls as url_checks
-from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile
+from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile, PreseedInstall
 from vmlab.progress import QUIET, Progress
 from vmlab.vmspec import build_vm_spec, hypervisor_uri, vm_name
 
@@ -106,6 +106,8 @@ def run(lab: str, loaded: LoadedProfile, *, urls: bool = True,
     if not urls:
         checks.append(Check("urls", "URLs", "warn", "not checked (asked not to)"))
     checks.append(_cache_room(loaded, media))
+    if isinstance(profile.install, PreseedInstall):
+        checks.append(_netboot_files(profile.install))
     checks.sort(key=lambda c: AREAS.index(c.area) if c.area in AREAS else len(AREAS))
     return Report(profile.name, lab, hypervisor_uri(profile.hypervisor), checks,
                   time.monotonic() - started)
@@ -166,6 +168,17 @@ def _cache_room(loaded: LoadedProfile, media: int) -> Check:
     return Check("storage", "download cache", "ok",
                  f"{free / GIB:.1f} GiB free in {cache}" +
                  (f" for {what} ({needed / GIB:.1f} GiB)" if needed else ""))
+
+
+def _netboot_files(install: PreseedInstall) -> Check:
+    from vmlab.install import netboot_files
+
+    name = "installer's netboot kernel and initrd"
+    try:
+        kernel, initrd = netboot_files(install)
+    except VmlabError as exc:
+        return Check("install server", name, "fail", exc.message, exc.hint or "")
+    return Check("install server", name, "ok", f"{kernel} and {initrd.name}")
 
 
 def _free_bytes(path: Path) -> int:
