@@ -201,6 +201,11 @@ class PrivateLibvirtd:
         return [pid for pid in namespace_pids(self.holder.pid) if pid != self.holder.pid]
 
     def stop(self) -> None:
+        if self.pid is not None and self.answers():
+            # a guest a failed test left running: libvirt runs each qemu in a mount
+            # namespace of its own (its private /dev), which the search below misses
+            for name in self.virsh("list", "--name", check=False).split():
+                self.virsh("destroy", name, check=False)
         self.stop_daemon()
         for pid in self.namespace_pids():  # virtlogd, dnsmasq, a qemu left by a failed test
             stop_pid(pid)

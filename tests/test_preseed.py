@@ -4,6 +4,7 @@ netboot kernel with the install server's token URL, and the server serves what t
 installer fetches."""
 from __future__ import annotations
 
+import lzma
 import textwrap
 import urllib.request
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from passlib.hash import sha512_crypt
 
+from tests.mirror import serve
 from vmlab import install
 from vmlab.errors import InfrastructureError, KickstartError, ProfileError
 from vmlab.preseed import (PreseedInputs, PreseedNic, Rendered, mask_secrets, render_preseed,
@@ -200,3 +202,42 @@ def test_preflight_says_whether_the_netboot_files_are_there(tmp_path, netboot):
     check = _netboot_files(missing.profile.install)
     assert check.status == "fail" and "apt-get install debian-installer-12-netboot-amd64" \
         in check.fix
+
+
+# -- the mirror holds what the installer downloads ------------------------------------------
+
+def udeb_mirror(mirror, served: set[str]) -> None:
+    from vmlab.preflight.installer import ALWAYS_LOADED
+
+    stanzas = []
+    for name in ALWAYS_LOADED:
+        path = f"pool/main/{name[0]}/{name}/{name}_1.0_all.udeb"
+        stanzas.append(f"Package: {name}\nVersion: 1.0\nFilename: {path}\nSize: 4\n")
+        if name in served:
+            mirror.put(f"debian/{path}", b"udeb")
+    index = "\n".join(stanzas).encode()
+    mirror.put("debian/dists/bookworm/main/debian-installer/binary-amd64/Packages.xz",
+               lzma.compress(index))
+
+
+def test_a_mirror_that_lists_installer_components_it_does_not_serve_fails_preflight(tmp_path):
+    """As the caching mirror tests run behind does: the index lists apt-mirror-setup, the
+    pool answers 404, and the installer would wait at its download dialog until timeout."""
+    from vmlab.preflight.installer import ALWAYS_LOADED, check_components
+
+    with serve(tmp_path / "mirror") as mirror:
+        udeb_mirror(mirror, set(ALWAYS_LOADED) - {"apt-mirror-setup", "grub-installer"})
+        check = check_components("components", mirror.url("debian"), "bookworm", 5, "fix it")
+    assert check.status == "fail" and check.fix == "fix it"
+    assert "listed but not served: pool/main/a/apt-mirror-setup/apt-mirror-setup_1.0_all" \
+        ".udeb (HTTP 404), pool/main/g/grub-installer/" in check.detail
+    assert "'Download installer components'" in check.detail
+
+
+def test_a_mirror_serving_the_installer_components_passes(tmp_path):
+    from vmlab.preflight.installer import ALWAYS_LOADED, check_components
+
+    with serve(tmp_path / "mirror") as mirror:
+        udeb_mirror(mirror, set(ALWAYS_LOADED))
+        check = check_components("components", mirror.url("debian"), "bookworm", 5, "")
+    assert check.status == "ok", check.detail

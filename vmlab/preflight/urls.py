@@ -53,7 +53,7 @@ class Fetch:
     what: str
     url: str  # what the plan fetches
     probe: str  # what is asked
-    kind: str  # iso | tree | repo | mirrorlist | release | file
+    kind: str  # iso | tree | repo | mirrorlist | release | file | udebs
     source: str  # where it comes from: a profile key, or a file a stage writes
     fix: str
     cached: Path | None = None
@@ -140,7 +140,9 @@ def _preseed_fetches(install: PreseedInstall) -> list[Fetch]:
                   "install.mirror_host", fix)
             for base, name in ((mirror, suite), (mirror, f"{suite}-updates"),
                                (f"http://{install.mirror_host}/debian-security",
-                                f"{suite}-security"))]
+                                f"{suite}-security"))] + [
+        Fetch("debian-installer's components", mirror, f"{mirror}/dists/{suite}", "udebs",
+              "install.mirror_host", fix)]
 
 
 def _stage_fetches(lab: str, loaded: LoadedProfile) -> list[Fetch]:
@@ -258,6 +260,12 @@ def check(fetch: Fetch, timeout: float = TIMEOUT) -> UrlResult:
         return UrlResult(_ok(fetch, f"in the cache ({fetch.cached}), verified: not fetched"),
                          fetch, fetch.cached.stat().st_size)
     try:
+        if fetch.kind == "udebs":
+            from vmlab.preflight.installer import check_components
+
+            suite = fetch.probe.rsplit("/", 1)[1]
+            return UrlResult(check_components(fetch.what, fetch.url, suite, timeout,
+                                              fetch.fix), fetch)
         if fetch.kind in ("iso", "file"):
             return _check_download(fetch, timeout)
         answer = ask(fetch.probe, "GET", timeout)
