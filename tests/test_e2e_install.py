@@ -10,10 +10,17 @@ the host's interfaces, routes and firewall rules are the same afterwards.
 
 vmlab runs inside the private daemon's namespaces, where the serial console log is, and
 shows the installer's progress from it. The install takes 30-60 minutes without KVM.
+
+The installer downloads its own components (udebs) from the mirror: ``VMLAB_E2E_MIRROR``
+(``host/directory``, e.g. ``deb.debian.org/debian``, the default) names one that serves
+them; `vmlab create`'s preflight refuses one that lists them but does not serve them.
+The first test needs no complete mirror: a real installer boot that fetches its preseed
+and then runs past a short install timeout, which must be an error quoting the console.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,6 +37,13 @@ pytestmark = [pytest.mark.install, pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
 LAB = "e2e-install"
 NETBOOT = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64")
+
+
+def mirror_settings() -> list[str]:
+    """The profile's install mirror lines, from VMLAB_E2E_MIRROR (host/directory)."""
+    host, _, directory = os.environ.get("VMLAB_E2E_MIRROR", "deb.debian.org/debian") \
+        .partition("/")
+    return [f"  mirror_host: {host}", f"  mirror_directory: /{directory}"]
 
 
 class InNamespace:
@@ -69,15 +83,50 @@ class InNamespace:
         return json.loads(result.stdout)
 
 
-def test_preseed_install_on_libvirt_networks_then_prep_network_ntp(
-        netns_libvirtd, vmlab_home, host_network_before, tmp_path):
+@pytest.fixture(autouse=True)
+def netboot_files():
     if not (NETBOOT / "linux").is_file():
         pytest.fail("debian-installer-12-netboot-amd64 is not installed: run `make deps`")
+
+
+def test_the_installer_boots_fetches_its_preseed_and_a_timeout_quotes_its_console(
+        netns_libvirtd, vmlab_home, tmp_path):
+    hypervisor = netns_libvirtd
+    profile = tmp_path / "e2e-install-boot.yaml"
+    profile.write_text("\n".join([
+        "extends: zed-aio-debian12-preseed",
+        "name: e2e-install-boot",
+        "install:", "  install_timeout_minutes: 5", *mirror_settings(),
+        "stages: []", ""]))
+    vmlab = InNamespace(hypervisor, vmlab_home, tmp_path / "vmlab-output.log")
+    started = time.monotonic()
+    failed = vmlab("create", "--profile", str(profile), "--lab", "e2e-boot", "--no-preflight",
+                   expect=3)
+    print(f"\ninstaller boot and a 5-minute install timeout: "
+          f"{(time.monotonic() - started) / 60:.1f} min")
+    output = failed.stdout
+    # the provider NIC got its address from the NAT network's dnsmasq, and the installer
+    # fetched its preseed from the token path on that network's address
+    fetched = re.findall(r"install server: (192\.168\.123\.\d+) GET /[\w-]+/preseed\.cfg 200",
+                         output)
+    assert fetched, output[-4000:]
+    assert "installing the OS (preseed): " in output and ", console: " in output
+    assert "the preseed install did not finish in 5 min; the console's last lines (" in output
+    quoted = output[output.index("the console's last lines ("):]
+    assert len(quoted.splitlines()) > 5
+    # the failed create removed what it made
+    assert "vmlab-e2e-boot" not in hypervisor.virsh("list", "--all", "--name").split()
+    assert "vmlab-provider" not in hypervisor.virsh("net-list", "--all", "--name").split()
+
+
+def test_preseed_install_on_libvirt_networks_then_prep_network_ntp(
+        netns_libvirtd, vmlab_home, host_network_before, tmp_path):
     hypervisor = netns_libvirtd
     profile = tmp_path / "e2e-install.yaml"
     profile.write_text("\n".join([
         "extends: zed-aio-debian12-preseed",
         "name: e2e-install",
+        "install:", *mirror_settings(),
         "stages: [prep, network, ntp]", ""]))
     log = tmp_path / "vmlab-output.log"
     print(f"\nvmlab's output: {log}")
