@@ -18,9 +18,11 @@ REF = VMRef(driver="libvirt", name="vmlab-t", uuid="00000000-0000-0000-0000-0000
             lab="t")
 # what debian-installer's newt screens leave in a serial log
 NEWT = ("\x1b[1;24r\x1b[4l\x1b)0\x1b[?25l\x1b[1;1H\x1b[0;37;44m\x1b[H\x1b[J"
-        "\x1b[3;2H  Installing the base system  \x1b(B\x1b[m\r\n"
-        "\x1b[10;5H\x1b[0;30;47mRetrieving libc6\x1b[11;5H 22%\r"
-        "\x1b[12;5H\x0e qqqqqq \x0f\r\n")
+        "\x1b[3;2H\x1b(0lqqqqu\x1b(B Installing the base system \x1b(0tqqqqk\x1b(B\r\n"
+        "\x1b[4;2H\x1b(0x\x1b(B   \x1b(0x\x1b(B"
+        "\x1b[10;5H\x1b(0x\x1b(B Retrieving libc6 \x1b(0x\x1b(B\x1b[11;5H 22%\r"
+        "\x1b[12;5H\x0e mqqqqqqj \x0f\r\n"
+        "\x1b[H\x1b[7m[ ( 1*installer ) 2 shell 3 shell 4- log ][ Dec 03 6:53 ]\x1b[m")
 
 
 class Hypervisor:
@@ -83,8 +85,9 @@ def test_an_installer_that_stops_without_calling_back_shows_the_console(console)
     assert message.startswith("the installer stopped before it reported success")
     assert f"the console's last lines ({console})" in message
     assert "\x1b" not in message and "\x0e" not in message
-    assert message.splitlines()[-4:] == ["  Installing the base system", "  Retrieving libc6",
-                                         "  22%", "  qqqqqq"]
+    # the dialog's title and text, without its frame or screen's status bar
+    assert message.splitlines()[-4:] == ["  early boot line", "  Installing the base system",
+                                         "  Retrieving libc6", "  22%"]
 
 
 def test_an_install_past_its_time_is_a_timeout_showing_the_console(console, monkeypatch):

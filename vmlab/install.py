@@ -306,8 +306,22 @@ def console_tail(driver: Driver, ref: VMRef, lines: int = 20) -> list[str]:
     except OSError:
         return []
     text = _CONTROL.sub(" ", _MOVE.sub("\n", raw).replace("\r", "\n"))
-    kept = [" ".join(line.split()) for line in text.split("\n")]
+    kept = [_readable(" ".join(line.split())) for line in text.split("\n")]
     return [line for line in kept if line][-lines:]
+
+
+def _readable(line: str) -> str:
+    """A console line without the frame a text installer draws around it (newt's dialog
+    borders in the line-drawing character set: l q k x m j t u) and without screen's
+    status bar; a dialog's top border gives its title."""
+    title = re.fullmatch(r"l?q+u (.+?) tq+k?", line)
+    if title:
+        return title.group(1)
+    if re.fullmatch(r"[lqkxmjtu ]*", line) or re.fullmatch(r"\[.*\]\[.*\]", line):
+        return ""
+    if line.startswith("x ") and line.endswith(" x"):
+        return line[2:-2].strip()
+    return line
 
 
 def _console_excerpt(driver: Driver, ref: VMRef) -> str:
