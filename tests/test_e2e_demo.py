@@ -112,7 +112,11 @@ def test_create_fail_rollback_resume_destroy_on_libvirt_networks(
     assert provider_mac in by_lease.lower() and f"{leased[0]}/24" in by_lease, by_lease
     # SSH reaches the guest on its static management address, as the manual's host does.
     assert status["ssh"]["host"] == "192.168.70.2" and status["ssh"]["port"] == 22
-    # The guest's DNS is the provider network's dnsmasq, its default route that network's.
+    # The guest resolves names (the stages' apt needs it) through the provider network's
+    # dnsmasq, and its default route is that network's.
+    looked_up = vmlab("ssh", "--lab", LAB, "--", "getent", "hosts", "deb.debian.org",
+                      expect=None)
+    assert looked_up.returncode == 0 and looked_up.stdout.strip(), looked_up
     resolv = vmlab("ssh", "--lab", LAB, "--", "cat", "/etc/resolv.conf").stdout
     assert re.findall(r"^nameserver (\S+)", resolv, re.M) == ["192.168.123.1"], resolv
     route = vmlab("ssh", "--lab", LAB, "--", "ip", "-4", "route", "show", "default").stdout
