@@ -17,7 +17,8 @@ help:
 	@echo "make test           install what the tests need and run them (about 10 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
 	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM)"
-	@echo "make e2e-install    install Debian 12 with debian-installer from a preseed, then prep, network, ntp"
+	@echo "make e2e-install    a real debian-installer boot (5 min), then a preseed install of Debian 12 and prep,"
+	@echo "                   network, ntp (30-60 min; the mirror must serve the installer's udebs: VMLAB_E2E_MIRROR)"
 	@echo "make bench          benchmarks under bench/, written to docs/benchmarks.md (about 45 minutes)"
 
 $(STAMP)/apt: scripts/install-deps
