@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from vmlab import drivers, labview, paths
+from vmlab import drivers, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
 from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
                           RemoteCommandFailed, SnapshotExists, SnapshotFailed, StageFailed,
@@ -255,9 +255,7 @@ class Lab:
 
 def open_driver(hypervisor: Hypervisor) -> Driver:
     """Connect to a hypervisor section: a profile's, or the one a lab's state recorded."""
-    data = hypervisor.model_dump(mode="json")
-    return drivers.connect(hypervisor.kind,
-                           **labview.driver_options(data, labview.password(data)))
+    return drivers.open_driver(hypervisor.model_dump(mode="json"))
 
 
 @contextlib.contextmanager

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from vmlab import drivers
 from vmlab.paths import home_id
 from vmlab.drivers.base import DiskSpec, KernelBoot, NetworkSpec, NicSpec, VMSpec
-from vmlab.profile import Hypervisor, LibvirtHypervisor, Nic, Profile
+from vmlab.profile import Hypervisor, Nic, Profile
 
 
 def vm_name(lab: str) -> str:
@@ -63,16 +64,6 @@ def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
     )
 
 
-def driver_options(hv: Hypervisor, password: str | None = None) -> dict[str, Any]:
-    """Connection options for vmlab.drivers.connect() from a hypervisor section (a profile's,
-    or the one a lab's state recorded)."""
-    from vmlab.labview import driver_options as options
-
-    return options(hv.model_dump(mode="json"), password)
-
-
 def hypervisor_uri(hv: Hypervisor) -> str:
-    if isinstance(hv, LibvirtHypervisor):
-        return hv.uri
-    return f"vsphere://{hv.user}@{hv.host}:{hv.port}"
-
+    """The hypervisor as a lab's state and messages name it (its driver knows how)."""
+    return drivers.kind(hv.kind).uri(hv.model_dump(mode="json"))
