@@ -14,6 +14,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from tests.connection_faults import UnixRelay
 from tests.driver_contract import DriverContract
 from tests.golden import check_golden
 from vmlab.drivers.base import (DiskSpec, KernelBoot, NetworkSpec, NicSpec, PowerState, VMSpec)
@@ -63,6 +64,14 @@ def qemu_io(image: str, command: str) -> str:
     return done.stdout
 
 
+def daemon_socket() -> str:
+    """libvirtd's read-write socket for qemu:///system."""
+    for path in ("/run/libvirt/libvirt-sock", "/var/run/libvirt/libvirt-sock"):
+        if os.path.exists(path):
+            return path
+    pytest.fail("libvirtd answers but has no socket under /run/libvirt")
+
+
 def define_untagged(driver: LibvirtDriver, name: str) -> None:
     driver.conn.defineXML(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64"
                           "</memory><os><type arch='x86_64'>hvm</type></os></domain>")
@@ -106,6 +115,15 @@ class TestContractOnTestDriver(DriverContract):
     def objects_made_for(self, driver, spec):
         return libvirt_objects(driver, spec)
 
+    def ignore_graceful_stop(self, driver, ref):
+        pytest.skip("libvirt's test driver shuts a domain off the moment it is asked; the "
+                    "qemu suite shows the deadline")
+
+    def dropped(self, driver):
+        lost = LibvirtDriver(driver.uri)
+        lost.conn.close()  # in-process: the test driver has no daemon to lose
+        return lost
+
     def test_networks_made_for_a_lab_go_with_it(self, driver, make_spec):
         spec = make_spec()
         ref = driver.create(spec)
@@ -141,6 +159,22 @@ class TestContractOnQemu(DriverContract):
 
     def objects_made_for(self, driver, spec):
         return libvirt_objects(driver, spec)
+
+    def ignore_graceful_stop(self, driver, ref):
+        """Nothing to do: the test VM has no OS, and SeaBIOS ignores the ACPI button."""
+
+    def dropped(self, driver):
+        """A driver talking to libvirtd through a relay, which then drops the connection
+        (as a libvirtd that died would)."""
+        relay = UnixRelay(self.relay_dir / "libvirt-sock", daemon_socket())
+        lost = LibvirtDriver(f"qemu+unix:///system?socket={relay.path}")
+        lost.find("vmlab-nothing")  # the connection works through the relay
+        relay.drop()
+        return lost
+
+    @pytest.fixture(autouse=True)
+    def _relay_dir(self, tmp_path):
+        self.relay_dir = tmp_path
 
     def test_snapshot_really_reverts_disk_content(self, driver, make_spec):
         """Write a marker onto the qcow2 disk through qemu-io, snapshot, overwrite, revert."""

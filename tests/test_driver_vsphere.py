@@ -11,12 +11,13 @@ import time
 import pytest
 from pyVmomi import vim
 
+from tests.connection_faults import SoapRelay
 from tests.driver_contract import DriverContract
 from tests.vsphere_helpers import (MANAGEMENT_MAC, PROVIDER_MAC, SIM_VM, devices, give_addresses,
                                    make_iso, make_untagged, media_files, nics, port_groups, spec,
                                    vswitches)
 from vmlab.drivers.base import DiskSpec, KernelBoot, PowerState
-from vmlab.drivers.vsphere import networks
+from vmlab.drivers.vsphere import VsphereDriver, networks
 from vmlab.drivers.vsphere.media import remote_name
 from vmlab.drivers.vsphere.session import wait_task
 from vmlab.errors import DriverError, InfrastructureError, NotFound, NotOwned, WaitTimeout
@@ -38,6 +39,32 @@ class TestContractOnVcsim(DriverContract):
         groups = {name for name in port_groups(driver) if name in made}
         switches = {networks.switch_name(name) for name in made} & set(vswitches(driver))
         return groups | switches | ({spec.name} if driver.find(spec.name) else set())
+
+    def ignore_graceful_stop(self, driver, ref):
+        """The driver's SOAP calls go through a relay that answers ShutdownGuest itself."""
+        relay = SoapRelay(driver.host, driver.port)
+        self.relays.append(relay)
+        relay.attach(driver)
+
+    def dropped(self, driver):
+        """A driver on the simulator through a relay that then goes away."""
+        from tests.vsphere_helpers import HOST
+
+        lost = VsphereDriver(driver.host, self.vcsim.user, self.vcsim.password,
+                             port=driver.port, insecure=True, host_system=HOST)
+        relay = SoapRelay(driver.host, driver.port)
+        relay.attach(lost)
+        lost.find("vmlab-nothing")  # the session works through the relay
+        relay.close()
+        lost.si._stub.DropConnections()  # its kept-alive connection goes with the relay
+        return lost
+
+    @pytest.fixture(autouse=True)
+    def _relays(self, vcsim):
+        self.vcsim, self.relays = vcsim, []
+        yield
+        for relay in self.relays:
+            relay.close()
 
 
 # -- create -----------------------------------------------------------------------------------
