@@ -19,7 +19,8 @@ from tests.driver_contract import DriverContract
 from tests.golden import check_golden
 from vmlab.drivers.base import (DiskSpec, KernelBoot, NetworkSpec, NicSpec, PowerState, VMSpec)
 from vmlab.drivers.libvirt import LibvirtDriver
-from vmlab.drivers.libvirt.xml import BootFiles, Ownership, domain_xml, network_xml
+from vmlab.drivers.libvirt.xml import (BootFiles, Ownership, domain_xml, move_forwards,
+                                       network_xml)
 from vmlab.errors import NotFound
 from vmlab.gc import SKIPPED_IMAGE, SKIPPED_VM, collect, collect_images, find_unused_images
 
@@ -388,3 +389,13 @@ def test_bridged_domain_and_networks_match_golden(tmp_path):
         conn.defineXML(xml)
     finally:
         conn.close()
+
+
+def test_moving_forwarded_ports_rewrites_only_the_hostfwd_options_named():
+    argument = ("user,id=vmlabnet0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:40022-:22,"
+                "hostfwd=tcp:127.0.0.1:40080-:80")
+    assert move_forwards(argument, {40022: 41022}) == (
+        "user,id=vmlabnet0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:41022-:22,"
+        "hostfwd=tcp:127.0.0.1:40080-:80")
+    assert move_forwards("virtio-net-pci,netdev=vmlabnet0", {40022: 1}) == \
+        "virtio-net-pci,netdev=vmlabnet0"

@@ -40,6 +40,11 @@ class Prepared:
     kickstart: KickstartInstall | None = None
     server: object | None = field(default=None, repr=False)
 
+    @property
+    def install_once(self) -> bool:
+        """``boot`` and ``cdroms`` serve the install boot only (a kickstart install)."""
+        return self.kickstart is not None
+
 
 def kickstart_inputs(lab: str, loaded: LoadedProfile, public_key: str, secrets: dict[str, str],
                      done_url: str | None, finish: str = "poweroff"):
@@ -179,10 +184,12 @@ def first_free_port(bind: str) -> int:
 
 
 def run_install(driver: Driver, ref: VMRef, prepared: Prepared, progress: Progress) -> None:
-    """Start the VM; for a kickstart, wait for the install, then boot from disk."""
-    driver.start(ref)
+    """Start the VM; for a kickstart, its install boot, then (once the installer has
+    powered it off) its own definition, which boots from disk."""
     if prepared.kickstart is None:
+        driver.start(ref)
         return
+    driver.start_install(ref)
     timeout = prepared.kickstart.install_timeout_minutes * 60
     server = prepared.server
     with progress.waiting("installing the OS from the kickstart") as update:
@@ -196,5 +203,5 @@ def run_install(driver: Driver, ref: VMRef, prepared: Prepared, progress: Progre
                                   hint="read the console log; is the install source reachable?")
             update(f"{(timeout - (deadline - time.monotonic())) / 60:.0f} min")
         driver.wait_for_state(ref, PowerState.SHUTOFF, timeout=600)
-    driver.set_kernel_boot(ref, None)
+    driver.finish_install(ref)
     driver.start(ref)

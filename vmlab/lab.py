@@ -416,7 +416,8 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
                     preflight.require_install_port(driver, loaded, name, prepared.server.port)
                 spec = build_vm_spec(name, profile, disk=prepared.disk, boot=prepared.boot,
                                      guest_data=prepared.guest_data, cdroms=prepared.cdroms,
-                                     guest_os=prepared.guest_os)
+                                     guest_os=prepared.guest_os,
+                                     install_once=prepared.install_once)
                 spec = dataclasses.replace(spec, networks_made=tuple(made_networks))
                 with progress.waiting(f"creating VM {spec.name}") as update:
                     ref = driver.create(spec, progress=update)

@@ -47,7 +47,8 @@ def static_addresses(lab: str, profile: Profile) -> list[tuple[str, str, int, st
 def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
                   boot: KernelBoot | None = None,
                   guest_data: tuple[tuple[str, str], ...] = (),
-                  cdroms: tuple[Any, ...] = (), guest_os: str = "linux") -> VMSpec:
+                  cdroms: tuple[Any, ...] = (), guest_os: str = "linux",
+                  install_once: bool = False) -> VMSpec:
     return VMSpec(
         name=vm_name(lab),
         lab=lab,
@@ -61,6 +62,7 @@ def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
         accel=profile.vm.accel,
         guest_os=guest_os,
         home=home_id(),
+        install_once=install_once,
     )
 
 

@@ -98,6 +98,9 @@ class VMSpec:
     #: Networks made for this VM before it was defined (``Driver.ensure_networks``): the VM
     #: owns them, so they go when it is destroyed.
     networks_made: tuple[str, ...] = ()
+    #: ``boot`` and ``cdroms`` serve one install boot only (``Driver.start_install``); the
+    #: VM's own definition, built with the install's, boots from its disk without them.
+    install_once: bool = False
 
 
 @dataclass(frozen=True)
@@ -334,10 +337,16 @@ class Driver(abc.ABC):
     def acceleration(self) -> str:
         """What VMs created now would run with, e.g. 'kvm' or 'tcg'."""
 
-    def set_kernel_boot(self, ref: VMRef, boot: KernelBoot | None) -> None:
-        """Switch between direct kernel boot and booting from disk (after an install)."""
-        raise DriverError(f"the {self.kind} driver cannot change how a VM boots",
-                          hint="use an install method that needs no kernel boot")
+    def start_install(self, ref: VMRef) -> None:
+        """Boot a VM created with ``install_once`` into its installer: the install
+        definition runs this once, the VM's own definition (from its disk, without the
+        install media) is what it boots afterwards. When the installer has powered the VM
+        off, call ``finish_install``. A driver with a single definition per VM starts it."""
+        self.start(ref)
+
+    def finish_install(self, ref: VMRef) -> None:
+        """After the install boot (the VM shut off): drop what only the install needed."""
+        return None
 
     def close(self) -> None:
         return None

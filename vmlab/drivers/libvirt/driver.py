@@ -14,7 +14,7 @@ from pathlib import Path
 
 import libvirt
 
-from vmlab.drivers.base import (Check, Driver, KernelBoot, NetworkSpec, OwnedObject, PowerState,
+from vmlab.drivers.base import (Check, Driver, NetworkSpec, OwnedObject, PowerState,
                                 ProgressFn, Undo, VMRef, VMSpec)
 from vmlab.drivers.libvirt import networks, storage
 from vmlab.drivers.libvirt.connection import message as _message
@@ -42,7 +42,7 @@ CHANGING = {"create": "creating VM", "ensure_networks": "making the networks",
             "unused_images": "listing unused images", "delete_image": "deleting image",
             "snapshot_create": "taking a snapshot of VM",
             "snapshot_revert": "reverting VM", "snapshot_delete": "deleting a snapshot of VM",
-            "set_kernel_boot": "changing how it boots: VM", "acceleration":
+            "start_install": "starting the install boot of VM", "acceleration":
             "reading the host's capabilities"}
 
 
@@ -55,10 +55,21 @@ class LibvirtDriver(NetworkOperations, SnapshotOperations, LibvirtReader, Driver
                  pool_path: str | None = None) -> None:
         super().__init__(uri, pool, pool_path)
         self._accel: str | None = None
+        #: UUID -> the install definition of a VM this driver created with install_once
+        self._install_definitions: dict[str, str] = {}
 
-    def _set_owner(self, domain: libvirt.virDomain, owner: Ownership) -> None:
-        domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, owner.to_xml(), "vmlab",
-                           VMLAB_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    @staticmethod
+    def _with_owner(root: ET.Element, owner: Ownership) -> str:
+        """The domain definition ``root`` with ``owner`` as its ownership tag. (Through the
+        definition, not virDomainSetMetadata: handed vmlab's namespaced element, that fails
+        with "failed to create a new XML namespace".)"""
+        metadata = root.find("metadata")
+        if metadata is None:
+            metadata = ET.SubElement(root, "metadata")
+        for old in metadata.findall(f"{{{VMLAB_NS}}}lab"):
+            metadata.remove(old)
+        metadata.append(owner.to_element())
+        return ET.tostring(root, encoding="unicode")
 
     # -- acceleration ----------------------------------------------------------------------
     def acceleration(self) -> str:
@@ -123,10 +134,21 @@ class LibvirtDriver(NetworkOperations, SnapshotOperations, LibvirtReader, Driver
                 continue  # made or found by ensure_networks above
             if nic.forward_port is not None:
                 owner.forwards[nic.forward_port] = self._pick_port()
-        xml = domain_xml(spec, domain_type=self._domain_type(spec), pool=self.pool_name,
-                         disk_volume=disk.name(), cdrom_volumes=cdroms, boot=boot,
-                         owner=owner)
-        domain = self.conn.defineXML(xml)
+        def definition(boot: BootFiles | None, cdroms: list[str]) -> str:
+            return domain_xml(spec, domain_type=self._domain_type(spec), pool=self.pool_name,
+                              disk_volume=disk.name(), cdrom_volumes=cdroms, boot=boot,
+                              owner=owner)
+
+        if not spec.install_once:
+            return self._ref(self.conn.defineXML(definition(boot, cdroms)))
+        # virt-install's way: both definitions built now; the VM is defined as it will
+        # stay, and start_install runs the install definition once.
+        domain = self.conn.defineXML(definition(None, []))
+        install = ET.fromstring(definition(boot, cdroms))
+        uuid = ET.Element("uuid")  # the same domain: libvirt refuses a second UUID
+        uuid.text = domain.UUIDString()
+        install.insert(1, uuid)
+        self._install_definitions[uuid.text] = ET.tostring(install, encoding="unicode")
         return self._ref(domain)
 
     def preflight(self, spec: VMSpec, media_bytes: int = 0) -> list[Check]:
@@ -194,47 +216,39 @@ class LibvirtDriver(NetworkOperations, SnapshotOperations, LibvirtReader, Driver
         for arg in root.iter(f"{{{QEMU_NS}}}arg"):
             arg.set("value", move_forwards(arg.get("value", ""), moved))
         owner.forwards = {guest: moved[old] for guest, old in owner.forwards.items()}
-        domain = self.conn.defineXML(ET.tostring(root, encoding="unicode"))
-        self._set_owner(domain, owner)
-        return domain
+        return self.conn.defineXML(self._with_owner(root, owner))
 
-    def set_kernel_boot(self, ref: VMRef, boot: KernelBoot | None) -> None:
-        """After an install boot: boot from disk, without the installer's CD-ROMs."""
+    def start_install(self, ref: VMRef) -> None:
+        """As virt-install does: define the install definition, start it, and define the
+        VM's own one again at once, so that libvirt keeps the install boot for this run
+        only (the running domain keeps the definition it started with; the next start
+        boots the persistent one). The install definition lives in this driver, made by
+        its create: a create is not resumed elsewhere (a failed one is removed)."""
         domain = self._domain(ref)
-        if domain.isActive():
-            raise DriverError(f"VM {ref.name} must be shut off to change how it boots")
-        root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        os_element = root.find("os")
-        assert os_element is not None
-        for tag in ("kernel", "initrd", "cmdline"):
-            for element in os_element.findall(tag):
-                os_element.remove(element)
-        if boot is None:
-            devices = root.find("devices")
-            assert devices is not None
-            for disk in devices.findall("disk"):
-                if disk.get("device") == "cdrom":
-                    devices.remove(disk)
-        else:
-            kernel_volume, initrd_volume = self._boot_volumes(ref, boot)
-            for index, (tag, text) in enumerate((("kernel", kernel_volume),
-                                                 ("initrd", initrd_volume),
-                                                 ("cmdline", boot.cmdline))):
-                element = ET.Element(tag)
-                element.text = text
-                os_element.insert(1 + index, element)
-        self._call(f"redefining VM {ref.name}", self.conn.defineXML,
-                   ET.tostring(root, encoding="unicode"))
+        install = self._install_definitions.pop(ref.uuid, None)
+        if install is None:
+            raise DriverError(f"VM {ref.name!r} has no install definition in this connection",
+                              hint="an install boot follows the create that built it; "
+                                   "destroy the lab and create it again")
+        final = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        before = self._owner(domain)
+        self.conn.defineXML(install)
+        try:
+            self.start(ref)
+        finally:
+            self._define_final(ref, final, before)
 
-    def _boot_volumes(self, ref: VMRef, boot: KernelBoot) -> tuple[str, str]:
-        pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
-        paths = []
-        for suffix in ("vmlinuz", "initrd"):
-            volume = storage.find_volume(pool, f"{ref.name}-{suffix}")
-            if volume is None:
-                raise NotFound(f"VM {ref.name} has no {suffix} volume to boot from")
-            paths.append(volume.path())
-        return paths[0], paths[1]
+    def _define_final(self, ref: VMRef, final: ET.Element, before: Ownership | None) -> None:
+        """Define the VM's own definition again, with the host ports ``start`` may have
+        moved (a port taken) while starting the install one."""
+        after = self._owner(self._domain(ref))
+        if before is not None and after is not None and after.forwards != before.forwards:
+            moved = {before.forwards[guest]: host for guest, host in after.forwards.items()
+                     if guest in before.forwards}
+            for arg in final.iter(f"{{{QEMU_NS}}}arg"):
+                arg.set("value", move_forwards(arg.get("value", ""), moved))
+        self.conn.defineXML(self._with_owner(final, after) if after is not None
+                            else ET.tostring(final, encoding="unicode"))
 
     def stop(self, ref: VMRef, hard: bool = False, timeout: float = 120.0) -> None:
         domain = self._domain(ref)

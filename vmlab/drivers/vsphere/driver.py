@@ -7,7 +7,7 @@ annotation; a VM without it is only ever found and listed, never changed. Networ
 images are uploaded to the datastore (see ``media``) and removed with the last VM using them.
 
 vSphere cannot boot a kernel directly: installs boot from CD-ROMs (the install ISO plus an
-OEMDRV ISO holding the kickstart), which ``set_kernel_boot(ref, None)`` removes afterwards.
+OEMDRV ISO holding the kickstart), which ``finish_install`` removes afterwards.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 from pyVim.connect import Disconnect
 from pyVmomi import vim, vmodl
 
-from vmlab.drivers.base import (Check, Driver, Endpoint, KernelBoot, OwnedObject, PowerState,
+from vmlab.drivers.base import (Check, Driver, Endpoint, OwnedObject, PowerState,
                                 ProgressFn, Snapshot, Undo, VMRef, VMSpec, _quiet)
 from vmlab.drivers.vsphere import inventory, networks
 from vmlab.drivers.vsphere.kind import KIND
@@ -237,11 +237,11 @@ class VsphereDriver(Driver):
                 left.append(f"port group {name} ({exc})")
         return left
 
-    @translated("changing how it boots: VM")
-    def set_kernel_boot(self, ref: VMRef, boot: KernelBoot | None) -> None:
-        """vSphere boots from CD-ROMs to install; afterwards (``None``) they are removed."""
-        if boot is not None:
-            super().set_kernel_boot(ref, boot)
+    @translated("finishing the install of VM")
+    def finish_install(self, ref: VMRef) -> None:
+        """vSphere keeps one definition per VM: it boots the install from CD-ROMs (the
+        install ISO and the OEMDRV one), which are removed here, with their files once no
+        VM uses them."""
         vm, owner = self._vm(ref)
         remove = vim.vm.device.VirtualDeviceSpec.Operation.remove
         changes = [vim.vm.device.VirtualDeviceSpec(operation=remove, device=device)
