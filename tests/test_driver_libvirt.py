@@ -73,6 +73,20 @@ def daemon_socket() -> str:
     pytest.fail("libvirtd answers but has no socket under /run/libvirt")
 
 
+def fake_bzimage(path: Path) -> Path:
+    """The smallest file qemu's x86 loader takes for a Linux kernel (boot protocol 2.12
+    header: 'HdrS', one setup sector, loaded high, an initrd limit): it boots into nothing,
+    which is all a test of which definition runs needs."""
+    image = bytearray(8192)
+    image[0x1F1] = 1  # setup_sects
+    image[0x202:0x206] = b"HdrS"
+    image[0x206:0x208] = (0x020C).to_bytes(2, "little")
+    image[0x211] = 0x01  # LOADED_HIGH
+    image[0x22C:0x230] = (0x37FFFFFF).to_bytes(4, "little")  # initrd_addr_max
+    path.write_bytes(bytes(image))
+    return path
+
+
 def define_untagged(driver: LibvirtDriver, name: str) -> None:
     driver.conn.defineXML(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64"
                           "</memory><os><type arch='x86_64'>hvm</type></os></domain>")
@@ -202,6 +216,28 @@ class TestContractOnQemu(DriverContract):
             assert driver.state(ref) == PowerState.RUNNING
             driver.snapshot_revert(ref, "live")
             assert driver.state(ref) == PowerState.RUNNING
+        finally:
+            driver.destroy(ref)
+
+    def test_the_install_boot_runs_once_and_the_vm_then_boots_its_own_definition(
+            self, driver, make_spec, tmp_path):
+        kernel, initrd = fake_bzimage(tmp_path / "vmlinuz"), tmp_path / "initrd"
+        initrd.write_bytes(b"\0" * 4096)
+        spec = dataclasses.replace(make_spec(), boot=KernelBoot(kernel, initrd, "console=ttyS0"),
+                                   install_once=True)
+        ref = driver.create(spec)
+        try:
+            domain = driver.conn.lookupByName(ref.name)
+            inactive = libvirt.VIR_DOMAIN_XML_INACTIVE
+            assert "<kernel>" not in domain.XMLDesc(inactive)  # defined as it stays
+            driver.start_install(ref)
+            assert "<cmdline>console=ttyS0</cmdline>" in domain.XMLDesc(0)  # this run only
+            assert "<kernel>" not in domain.XMLDesc(inactive)
+            driver.stop(ref, hard=True)  # as an installer powers off
+            driver.finish_install(ref)
+            driver.start(ref)
+            assert "<kernel>" not in domain.XMLDesc(0)  # from its disk now
+            assert driver.find(ref.name).lab == spec.lab
         finally:
             driver.destroy(ref)
 

@@ -134,6 +134,7 @@ class LibvirtDriver(NetworkOperations, SnapshotOperations, LibvirtReader, Driver
                 continue  # made or found by ensure_networks above
             if nic.forward_port is not None:
                 owner.forwards[nic.forward_port] = self._pick_port()
+
         def definition(boot: BootFiles | None, cdroms: list[str]) -> str:
             return domain_xml(spec, domain_type=self._domain_type(spec), pool=self.pool_name,
                               disk_volume=disk.name(), cdrom_volumes=cdroms, boot=boot,
