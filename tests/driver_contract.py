@@ -1,21 +1,26 @@
 """The driver contract, one suite for every driver.
 
 A subclass provides the fixtures ``driver`` (an open Driver) and ``make_spec`` (a callable
-returning a small VMSpec with a unique name), and two hooks that go straight to the
+returning a small VMSpec with a unique name), and hooks that go straight to the
 hypervisor's API: ``make_untagged_vm(driver, name)`` creates a VM without vmlab's ownership
-tag, ``objects_made_for(driver, spec)`` names what is there for a VM, tagged or not. A
-driver's suite that leaves one out fails (not abc.abstractmethod: pytest silently does not
-collect an abstract test class, so a forgotten hook would run no test at all).
+tag, ``objects_made_for(driver, spec)`` names what is there for a VM, tagged or not,
+``ignore_graceful_stop(driver, ref)`` makes a running guest ignore a graceful shutdown, and
+``dropped(driver)`` opens a second driver on the same hypervisor and drops its connection.
+A driver's suite that leaves one out fails (not abc.abstractmethod: pytest silently does
+not collect an abstract test class, so a forgotten hook would run no test at all); a
+hypervisor that cannot show a behaviour skips, saying why.
 """
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
 
 from vmlab.drivers.base import PowerState
-from vmlab.errors import NotOwned, SnapshotExists, VmlabError
+from vmlab.errors import (DriverError, InfrastructureError, NotOwned, SnapshotExists,
+                          VmlabError, WaitTimeout)
 
 
 class DriverContract:
@@ -28,6 +33,15 @@ class DriverContract:
         (not from list_owned, so that an object left without its tag shows too): the VM,
         its disks and media, the networks or port groups made for its lab."""
         pytest.fail(f"{type(self).__name__} does not define objects_made_for")
+
+    def ignore_graceful_stop(self, driver, ref) -> None:
+        """Make the running VM ``ref`` ignore a graceful shutdown (ACPI, VMware tools)."""
+        pytest.fail(f"{type(self).__name__} does not define ignore_graceful_stop")
+
+    def dropped(self, driver):
+        """A second driver on ``driver``'s hypervisor whose connection has been dropped
+        (the daemon or the network went away): every call on it fails."""
+        pytest.fail(f"{type(self).__name__} does not define dropped")
 
     def test_lifecycle_create_start_stop_destroy(self, driver, make_spec):
         spec = make_spec()
@@ -100,3 +114,67 @@ class DriverContract:
         assert driver.find(spec.name) is None
         assert {(o.kind, o.name) for o in driver.list_owned()} == before
         assert self.objects_made_for(driver, spec) == set()
+
+    def test_a_create_failing_midway_removes_what_it_made(self, driver, make_spec, tmp_path):
+        """Interrupted (Ctrl-C) in its first progress report, once the disk or port groups
+        exist and an install medium is on its way: the create undoes all of it."""
+        spec = make_spec()
+        iso = tmp_path / "install.iso"
+        iso.write_bytes(b"\0" * (1 << 20))
+
+        def interrupt(message: str) -> None:
+            raise KeyboardInterrupt(message)
+
+        before = {(o.kind, o.name) for o in driver.list_owned()}
+        with pytest.raises((KeyboardInterrupt, VmlabError)):
+            driver.create(dataclasses.replace(spec, cdroms=(iso,)), progress=interrupt)
+        assert driver.find(spec.name) is None
+        assert {(o.kind, o.name) for o in driver.list_owned()} == before
+        assert self.objects_made_for(driver, spec) == set()
+
+    def test_a_graceful_stop_past_its_deadline_raises_and_leaves_the_vm_running(
+            self, driver, make_spec):
+        ref = driver.create(make_spec())
+        try:
+            driver.start(ref)
+            self.ignore_graceful_stop(driver, ref)
+            started = time.monotonic()
+            with pytest.raises(WaitTimeout):
+                driver.stop(ref, timeout=3)
+            assert 3 <= time.monotonic() - started < 60
+            assert driver.state(ref) == PowerState.RUNNING  # not powered off behind our back
+            driver.stop(ref, hard=True)
+            assert driver.state(ref) == PowerState.SHUTOFF
+        finally:
+            driver.destroy(ref)
+
+    def test_a_live_snapshot_of_a_stopped_vm_is_refused_and_takes_nothing(self, driver,
+                                                                          make_spec):
+        ref = driver.create(make_spec())
+        try:
+            with pytest.raises(DriverError, match="live snapshot") as caught:
+                driver.snapshot_create(ref, "live", live=True)
+            assert "start it first" in caught.value.hint
+            assert driver.snapshot_list(ref) == []
+            assert driver.state(ref) == PowerState.SHUTOFF
+        finally:
+            driver.destroy(ref)
+
+    def test_a_dropped_connection_is_an_infrastructure_error_with_a_hint(self, driver,
+                                                                         make_spec):
+        spec = make_spec()
+        ref = driver.create(spec)
+        try:
+            lost = self.dropped(driver)
+            calls = {"find": lambda: lost.find(spec.name), "state": lambda: lost.state(ref),
+                     "start": lambda: lost.start(ref),
+                     "snapshot_list": lambda: lost.snapshot_list(ref),
+                     "list_owned": lost.list_owned, "create": lambda: lost.create(make_spec())}
+            for name, call in calls.items():
+                with pytest.raises(InfrastructureError) as caught:
+                    call()
+                assert caught.value.hint, f"{name}: {caught.value.message} has no hint"
+            lost.close()  # closing what is already lost is no error
+            assert driver.state(ref) == PowerState.SHUTOFF  # the VM is as it was
+        finally:
+            driver.destroy(ref)

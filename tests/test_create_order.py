@@ -15,6 +15,7 @@ import textwrap
 
 import pytest
 
+from tests.libvirt_test_driver import record_uploads
 from tests.mirror import DEFAULT_NETWORK, Mirror, boot_iso, closed_port, host_xml, newton_profile
 from vmlab import lab as labs
 from vmlab import paths
@@ -49,6 +50,7 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def host(home, monkeypatch):
+    record_uploads(monkeypatch)  # the kernel, initrd and ISO: the test driver holds none
     driver = SharedDriver(f"test://{host_xml(home / 'host.xml')}")
     monkeypatch.setattr(labs, "open_driver", lambda hypervisor: driver)
     yield driver

@@ -44,7 +44,9 @@ class Hypervisor:
 
     def wait_for_state(self, ref, wanted, timeout): self.calls.append(f"wait {wanted.value}")
 
-    def set_kernel_boot(self, ref, boot): self.calls.append(f"kernel boot {boot}")
+    def start_install(self, ref): self.calls.append("start install")
+
+    def finish_install(self, ref): self.calls.append("finish install")
 
     def console_log_path(self, ref): return str(self.log)
 
@@ -75,7 +77,7 @@ def console(tmp_path):
 def test_after_the_callback_the_vm_is_switched_to_its_disk_and_started(console):
     hypervisor = Hypervisor(console)
     run_install(hypervisor, REF, prepared(Server(done_after=2)), QUIET)
-    assert hypervisor.calls == ["start", "wait shutoff", "kernel boot None", "start"]
+    assert hypervisor.calls == ["start install", "wait shutoff", "finish install", "start"]
 
 
 def test_an_installer_that_stops_without_calling_back_shows_the_console(console):

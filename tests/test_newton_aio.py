@@ -5,9 +5,11 @@ from __future__ import annotations
 import configparser
 import xml.etree.ElementTree as ET
 
+import libvirt
 import pytest
 
 from tests.golden import check_golden
+from tests.libvirt_test_driver import record_uploads
 from vmlab.drivers.base import DiskSpec, KernelBoot
 from vmlab.drivers.libvirt import LibvirtDriver
 from vmlab.install import kickstart_inputs
@@ -123,7 +125,11 @@ def test_profile_kickstart_validates_with_rhel7():
     assert "network --device=52:54:00:" in text and "--ip=192.168.70.2" in text
 
 
-def test_install_boot_and_final_domain_on_the_test_driver(tmp_path):
+def test_install_boot_and_final_domain_are_built_up_front_on_the_test_driver(tmp_path,
+                                                                             monkeypatch):
+    """virt-install's way: the VM is defined as it stays (booting from disk, no ISO); its
+    install boot runs the install definition once and leaves the final one defined."""
+    uploads = record_uploads(monkeypatch)
     loaded = load_profile("newton-aio")
     node = tmp_path / "node.xml"
     node.write_text("<node></node>\n")
@@ -134,21 +140,39 @@ def test_install_boot_and_final_domain_on_the_test_driver(tmp_path):
                                    stage2="hd:LABEL=CentOS\\x207\\x20x86_64")
     spec = build_vm_spec("newton-aio", loaded.profile, disk=DiskSpec(20),
                          boot=KernelBoot(kernel, initrd, cmdline), cdroms=(iso,),
-                         guest_os="centos7")
+                         guest_os="centos7", install_once=True)
     with LibvirtDriver(f"test://{node}") as driver:
         ref = driver.create(spec)
-        install_xml = ET.fromstring(driver.conn.lookupByName(ref.name).XMLDesc(0))
-        assert install_xml.findtext("os/cmdline") == cmdline
-        assert [d.get("device") for d in install_xml.findall("devices/disk")] == ["disk", "cdrom"]
-        networks = {i.find("source").get("network")
-                    for i in install_xml.findall("devices/interface")}
+        assert sorted(uploads) == [("c7.iso", "vmlab-newton-aio-cdrom0.iso"),
+                                   ("initrd.img", "vmlab-newton-aio-initrd"),
+                                   ("vmlinuz", "vmlab-newton-aio-vmlinuz")]
+        domain = driver.conn.lookupByName(ref.name)
+
+        def defined() -> ET.Element:
+            return ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+
+        def disks(root: ET.Element) -> list[str | None]:
+            return [d.get("device") for d in root.findall("devices/disk")]
+
+        final = defined()
+        assert final.find("os/kernel") is None and final.find("os/cmdline") is None
+        assert disks(final) == ["disk"]
+        networks = {i.find("source").get("network") for i in final.findall("devices/interface")}
         assert networks == {"vmlab-provider", "vmlab-management"}
         management = driver.conn.networkLookupByName("vmlab-management").XMLDesc(0)
         assert "192.168.70.1" in management and "<forward" not in management
-        driver.set_kernel_boot(ref, None)
-        final = ET.fromstring(driver.conn.lookupByName(ref.name).XMLDesc(0))
-        assert final.find("os/kernel") is None and final.find("os/cmdline") is None
-        assert [d.get("device") for d in final.findall("devices/disk")] == ["disk"]
+
+        driver.start_install(ref)
+        running = ET.fromstring(domain.XMLDesc(0))  # the install boot, this run only
+        assert running.findtext("os/cmdline") == cmdline
+        assert running.findtext("os/kernel").endswith("vmlab-newton-aio-vmlinuz")
+        assert disks(running) == ["disk", "cdrom"]
+        assert ET.tostring(defined()) == ET.tostring(final)  # what the next boot runs
+        driver.stop(ref, hard=True)
+        driver.finish_install(ref)
+        driver.start(ref)
+        booted = ET.fromstring(domain.XMLDesc(0))
+        assert booted.find("os/kernel") is None and disks(booted) == ["disk"]
         assert driver.find(ref.name).lab == "newton-aio"  # the ownership tag survives
         driver.destroy(ref)
 

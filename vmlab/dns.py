@@ -1,6 +1,7 @@
 """The name servers a guest uses: the profile's, or the provider network's own resolver.
 
-Which resolver a guest reaches follows from the kind of its provider network:
+Which resolver a guest reaches follows from the kind of its provider network, as the
+hypervisor's driver knows it (``DriverKind.guest_resolver``):
 
 - a libvirt ``nat`` (or ``isolated``) network: libvirt's dnsmasq, on the network's own
   address (vmlab gives the hypervisor's end the subnet's first host, as libvirt's
@@ -28,8 +29,8 @@ def guest_dns(profile: Profile) -> tuple[IPv4, ...] | None:
         return profile.vm.dns
     provider = profile.vm.nic("provider")
     assert provider is not None  # the profile model requires one
-    if profile.hypervisor.kind == "vsphere":
-        return None
-    if provider.network == "user":
-        return (provider.subnet.network_address + 3,)
-    return (next(provider.subnet.hosts()),)
+    from vmlab import drivers
+    from vmlab.vmspec import network_spec
+
+    resolver = drivers.kind(profile.hypervisor.kind).guest_resolver(network_spec("", provider))
+    return (resolver,) if resolver is not None else None

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from vmlab import paths
+from vmlab import drivers, paths
 from vmlab.dns import guest_dns
 from vmlab.drivers.base import DiskSpec, Driver, KernelBoot, PowerState, VMRef
+from vmlab.drivers.kinds import DriverKind
 from vmlab.errors import InfrastructureError, WaitTimeout
 from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile, PreseedInstall
 from vmlab.progress import Progress
@@ -42,6 +43,11 @@ class Prepared:
     installer: KickstartInstall | PreseedInstall | None = None
     server: object | None = field(default=None, repr=False)
 
+    @property
+    def install_once(self) -> bool:
+        """``boot`` and ``cdroms`` serve the install boot only (an installer runs)."""
+        return self.installer is not None
+
 
 def kickstart_inputs(lab: str, loaded: LoadedProfile, public_key: str, secrets: dict[str, str],
                      done_url: str | None, finish: str = "poweroff"):
@@ -59,7 +65,13 @@ def kickstart_inputs(lab: str, loaded: LoadedProfile, public_key: str, secrets: 
         management_prefix=management.prefix, root_password=secrets["root"],
         ssh_public_key=public_key, install_url=install.install_url, timezone=install.timezone,
         packages=tuple(install.packages), done_url=done_url,
-        vmware_tools=profile.hypervisor.kind == "vsphere", finish=finish)
+        vmware_tools="open-vm-tools" in _kind(loaded).capabilities.guest_packages,
+        finish=finish)
+
+
+def _kind(loaded: LoadedProfile) -> DriverKind:
+    """What the profile's hypervisor can do and how its networks reach this machine."""
+    return drivers.kind(loaded.profile.hypervisor.kind)
 
 
 @contextlib.contextmanager
@@ -107,9 +119,9 @@ def _prepare_kickstart(lab: str, loaded: LoadedProfile, install: KickstartInstal
                             template=install.template)
     validate_kickstart(text)  # before any VM boots: an invalid kickstart is an error
     server.files["ks.cfg"] = text.encode()
-    if profile.hypervisor.kind == "vsphere":
-        # vSphere cannot pass kernel arguments to a stock ISO: anaconda finds the
-        # kickstart on a second CD-ROM labelled OEMDRV instead.
+    if not _kind(loaded).capabilities.kernel_boot:
+        # Without a kernel boot there are no kernel arguments to hand a stock ISO:
+        # anaconda finds the kickstart on a second CD-ROM labelled OEMDRV instead.
         from vmlab.iso import make_oemdrv_iso
 
         oemdrv = make_oemdrv_iso(text, paths.cache_dir() / "isos" / f"{lab}-oemdrv.iso")
@@ -203,16 +215,13 @@ def _prepare_preseed(lab: str, loaded: LoadedProfile, install: PreseedInstall,
 def _install_server_address(loaded: LoadedProfile,
                             install: KickstartInstall | PreseedInstall) -> tuple[str, str]:
     """(address to bind, address the guest uses) for the install server: ``serve_on``, or
-    the host's address on the provider network (which exists once that network runs)."""
+    where the hypervisor's provider network shows this machine to the guest (the host's
+    address on a bridged network, which exists once that network runs)."""
     if install.serve_on is not None:
         return str(install.serve_on), str(install.serve_on)
     provider = loaded.profile.vm.nic("provider")
     assert provider is not None
-    if provider.network == "user":
-        # qemu's user-mode network shows the host's loopback to the guest as .2
-        return "127.0.0.1", str(list(provider.subnet.hosts())[1])
-    address = str(network_spec("", provider).host_address)
-    return address, address
+    return _kind(loaded).host_address(network_spec("", provider))
 
 
 def open_install_server(bind: str, url_host: str,
@@ -256,10 +265,12 @@ def first_free_port(bind: str) -> int:
 
 
 def run_install(driver: Driver, ref: VMRef, prepared: Prepared, progress: Progress) -> None:
-    """Start the VM; when an installer runs, wait for its callback, then boot from disk."""
-    driver.start(ref)
+    """Start the VM; when an installer runs, its install boot, then (once the installer has
+    called back and powered it off) its own definition, which boots from disk."""
     if prepared.installer is None:
+        driver.start(ref)
         return
+    driver.start_install(ref)
     what = prepared.installer.method
     timeout = prepared.installer.install_timeout_minutes * 60
     server = prepared.server
@@ -281,7 +292,7 @@ def run_install(driver: Driver, ref: VMRef, prepared: Prepared, progress: Progre
             update(f"{(time.monotonic() - started) / 60:.0f} min"
                    + (f", console: {last[0][:70]}" if last else ""))
         driver.wait_for_state(ref, PowerState.SHUTOFF, timeout=600)
-    driver.set_kernel_boot(ref, None)
+    driver.finish_install(ref)
     driver.start(ref)
 
 

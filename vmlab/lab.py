@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from vmlab import drivers, guestaccess, labview, paths
+from vmlab import drivers, guestaccess, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
 from vmlab.guestaccess import GuestAccess
 from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
@@ -252,9 +252,7 @@ class Lab:
 
 def open_driver(hypervisor: Hypervisor) -> Driver:
     """Connect to a hypervisor section: a profile's, or the one a lab's state recorded."""
-    data = hypervisor.model_dump(mode="json")
-    return drivers.connect(hypervisor.kind,
-                           **labview.driver_options(data, labview.password(data)))
+    return drivers.open_driver(hypervisor.model_dump(mode="json"))
 
 
 @contextlib.contextmanager
@@ -420,7 +418,8 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
                     preflight.require_install_port(driver, loaded, name, prepared.server.port)
                 spec = build_vm_spec(name, profile, disk=prepared.disk, boot=prepared.boot,
                                      guest_data=prepared.guest_data, cdroms=prepared.cdroms,
-                                     guest_os=prepared.guest_os)
+                                     guest_os=prepared.guest_os,
+                                     install_once=prepared.install_once)
                 spec = dataclasses.replace(spec, networks_made=tuple(made_networks))
                 with progress.waiting(f"creating VM {spec.name}") as update:
                     ref = driver.create(spec, progress=update)

@@ -5,42 +5,16 @@ imported: these commands answer in about the time the interpreter and libvirt ta
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from vmlab import drivers
-from vmlab.errors import NotFound, NotOwned, UsageError
+from vmlab.errors import NotFound, NotOwned
 from vmlab.sshtarget import Target
-
-
-def driver_options(hypervisor: dict[str, Any], password: str | None = None) -> dict[str, Any]:
-    """Connection options for vmlab.drivers.connect() from a hypervisor section as JSON data
-    (a profile's, or the one a lab's state recorded)."""
-    if hypervisor["kind"] == "libvirt":
-        return {"uri": hypervisor["uri"], "pool": hypervisor["pool"]}
-    if hypervisor["kind"] == "vsphere":
-        return {"password": password, **{key: hypervisor[key] for key in (
-            "host", "port", "user", "insecure", "datacenter", "cluster", "host_system",
-            "datastore", "folder")}}
-    raise AssertionError(f"unhandled hypervisor {hypervisor!r}")
-
-
-def password(hypervisor: dict[str, Any]) -> str | None:
-    """The vSphere password, from the environment variable the section names."""
-    if hypervisor["kind"] != "vsphere":
-        return None
-    variable = hypervisor["password_env"]
-    value = os.environ.get(variable)
-    if not value:
-        raise UsageError(f"no vSphere password: ${variable} is not set",
-                         hint=f"export {variable}=... and run again")
-    return value
 
 
 def open_reader(hypervisor: dict[str, Any]) -> Any:
     """The reading part of the driver of a lab's hypervisor section (a context manager)."""
-    return drivers.connect_reader(hypervisor["kind"],
-                                  **driver_options(hypervisor, password(hypervisor)))
+    return drivers.open_reader(hypervisor)
 
 
 def lab_vm(reader: Any, lab: str, vm_name: str) -> Any:

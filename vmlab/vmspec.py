@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from vmlab import drivers
 from vmlab.paths import home_id
 from vmlab.drivers.base import DiskSpec, KernelBoot, NetworkSpec, NicSpec, VMSpec
-from vmlab.profile import Hypervisor, LibvirtHypervisor, Nic, Profile
+from vmlab.profile import Hypervisor, Nic, Profile
 
 
 def vm_name(lab: str) -> str:
@@ -53,7 +54,8 @@ def dhcp_macs(lab: str, profile: Profile) -> tuple[str, ...]:
 def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
                   boot: KernelBoot | None = None,
                   guest_data: tuple[tuple[str, str], ...] = (),
-                  cdroms: tuple[Any, ...] = (), guest_os: str = "linux") -> VMSpec:
+                  cdroms: tuple[Any, ...] = (), guest_os: str = "linux",
+                  install_once: bool = False) -> VMSpec:
     return VMSpec(
         name=vm_name(lab),
         lab=lab,
@@ -68,6 +70,7 @@ def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
         guest_os=guest_os,
         home=home_id(),
         ssh_address=ssh_address(profile),
+        install_once=install_once,
     )
 
 
@@ -81,16 +84,6 @@ def ssh_address(profile: Profile) -> str | None:
     return None
 
 
-def driver_options(hv: Hypervisor, password: str | None = None) -> dict[str, Any]:
-    """Connection options for vmlab.drivers.connect() from a hypervisor section (a profile's,
-    or the one a lab's state recorded)."""
-    from vmlab.labview import driver_options as options
-
-    return options(hv.model_dump(mode="json"), password)
-
-
 def hypervisor_uri(hv: Hypervisor) -> str:
-    if isinstance(hv, LibvirtHypervisor):
-        return hv.uri
-    return f"vsphere://{hv.user}@{hv.host}:{hv.port}"
-
+    """The hypervisor as a lab's state and messages name it (its driver knows how)."""
+    return drivers.kind(hv.kind).uri(hv.model_dump(mode="json"))

@@ -1,56 +1,53 @@
-"""Driver registry: a driver module is imported only when a driver is asked for, so that
-`vmlab --help` never imports libvirt or pyVmomi; the read-only commands ask for a driver's
-reader, which for libvirt leaves out everything that builds or changes a VM."""
+"""Driver registry, by kind: each driver's folder has a ``kind`` module (its DriverKind: the
+options, URI, capabilities and network rules it knows before it connects). A driver module
+is imported only when a driver is opened, so that `vmlab --help` never imports libvirt or
+pyVmomi; the read-only commands open a driver's reader, which for libvirt leaves out
+everything that builds or changes a VM.
+
+A new driver is a folder with a ``kind`` module, a line here and its section in the
+profile schema; nothing outside ``drivers/`` names it.
+"""
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from vmlab.errors import InfrastructureError, UsageError
+from vmlab.errors import UsageError
 
 if TYPE_CHECKING:
     from vmlab.drivers.base import Driver
+    from vmlab.drivers.kinds import DriverKind, Section
 
-#: kind -> (module, class name)
-DRIVERS: dict[str, tuple[str, str]] = {
-    "libvirt": ("vmlab.drivers.libvirt.driver", "LibvirtDriver"),
-    "vsphere": ("vmlab.drivers.vsphere", "VsphereDriver"),
-}
-#: kind -> (module, class name) of the part of the driver that only reads (status, snapshots,
-#: ssh): find, state, snapshot_list, ssh_endpoint, console_log_path, glance.
-READERS: dict[str, tuple[str, str]] = {
-    "libvirt": ("vmlab.drivers.libvirt.reader", "LibvirtReader"),
-    "vsphere": ("vmlab.drivers.vsphere", "VsphereDriver"),
+#: kind -> the module holding its ``KIND``
+KINDS: dict[str, str] = {
+    "libvirt": "vmlab.drivers.libvirt.kind",
+    "vsphere": "vmlab.drivers.vsphere.kind",
 }
 
 
-def _load(kind: str, table: dict[str, tuple[str, str]]) -> Any:
+def kind(name: str) -> DriverKind:
+    """The DriverKind registered as ``name``."""
     try:
-        module_name, class_name = table[kind]
+        module_name = KINDS[name]
     except KeyError:
-        raise UsageError(f"unknown hypervisor kind {kind!r}",
-                         hint=f"use one of: {', '.join(sorted(table))}") from None
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        extra = "libvirt" if kind == "libvirt" else "vsphere"
-        raise InfrastructureError(
-            f"the {kind} driver cannot be loaded: {exc}",
-            hint=f"install vmlab with the {extra!r} extra: pip install 'vmlab[{extra}]'",
-        ) from exc
-    return getattr(module, class_name)
+        raise UsageError(f"unknown hypervisor kind {name!r}",
+                         hint=f"use one of: {', '.join(sorted(KINDS))}") from None
+    return importlib.import_module(module_name).KIND
 
 
-def get_driver_class(kind: str) -> type[Driver]:
-    return _load(kind, DRIVERS)
+def open_driver(section: Section) -> Driver:
+    """The driver of a hypervisor section (a profile's, or the one a lab's state recorded,
+    as JSON data), connected."""
+    return kind(section["kind"]).open(section)
 
 
-def connect(kind: str, **options: Any) -> Driver:
-    """Open a driver of ``kind`` with its connection options."""
-    return get_driver_class(kind)(**options)
+def open_reader(section: Section) -> Any:
+    """The reading part of the driver of a hypervisor section (a context manager)."""
+    return kind(section["kind"]).open_reader(section)
 
 
-def connect_reader(kind: str, **options: Any) -> Any:
-    """Open the reading part of a driver of ``kind`` (the same options as ``connect``): it
-    has the driver's find, state, snapshot_list, ssh_endpoint, console_log_path and glance."""
-    return _load(kind, READERS)(**options)
+def connect(name: str, **options: Any) -> Driver:
+    """Open a driver of kind ``name`` with its constructor arguments as they are (tests, and
+    `vmlab nightly` on a bare URI)."""
+    found = kind(name)
+    return found.load(found.driver)(**options)

@@ -12,10 +12,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
-from vmlab.drivers.refs import Endpoint, Glance, PowerState, Snapshot, VMRef  # noqa: F401
-from vmlab.errors import DriverError, WaitTimeout
+from vmlab.drivers.kinds import Capabilities
+from vmlab.drivers.refs import (Endpoint, Glance, PowerState, Snapshot, VMRef,  # noqa: F401
+                                require_tag)
+from vmlab.errors import DriverError, SnapshotExists, WaitTimeout
 
 NicRole = Literal["provider", "management"]
 NetworkKind = Literal["nat", "isolated", "user"]
@@ -100,6 +102,9 @@ class VMSpec:
     #: manual's host reaches the controller): SSH goes there. None: to a forwarded port, or
     #: the provider NIC's DHCP lease (found by its MAC).
     ssh_address: str | None = None
+    #: ``boot`` and ``cdroms`` serve one install boot only (``Driver.start_install``); the
+    #: VM's own definition, built with the install's, boots from its disk without them.
+    install_once: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,15 +138,82 @@ class OwnedObject:
     home: str = ""
 
 
+class Undo:
+    """What a create made so far, as steps that remove it again: run newest first when the
+    create fails, each step's own error swallowed so that it does not hide the first one."""
+
+    def __init__(self) -> None:
+        self._steps: list[Callable[[], object]] = []
+
+    def push(self, step: Callable[[], object]) -> None:
+        self._steps.append(step)
+
+    def run(self) -> None:
+        while self._steps:
+            step = self._steps.pop()
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - cleaning up after another error
+                pass
+
+
 class Driver(abc.ABC):
-    """One hypervisor connection. Use as a context manager or call close()."""
+    """One hypervisor connection. Use as a context manager or call close().
+
+    The rules every driver shares live here, once: a create refuses what the hypervisor
+    cannot do and a name in use before it makes anything, and undoes what it made when it
+    fails (``_create`` records it in an ``Undo``); a VM without vmlab's tag is refused
+    (``_owned``); a snapshot refuses a name in use and a power state that does not fit it
+    (``_snapshot_create`` takes it).
+    """
 
     kind: str = "abstract"
+    capabilities: Capabilities = Capabilities(kernel_boot=False, disk_from_image=False)
+
+    def describe(self) -> str:
+        """Where the VMs are, for messages ("qemu:///system", "datacenter 'DC0'")."""
+        return self.kind
+
+    # -- ownership ---------------------------------------------------------------
+    @abc.abstractmethod
+    def _tagged(self, ref: VMRef) -> tuple[Any, Any]:
+        """The hypervisor's object for ``ref`` and its ownership tag (None when it has
+        none); NotFound when there is no such VM."""
+
+    def _owned(self, ref: VMRef) -> tuple[Any, Any]:
+        """As ``_tagged``, refusing (NotOwned) a VM without vmlab's tag."""
+        handle, tag = self._tagged(ref)
+        return handle, require_tag(ref.name, tag)
 
     # -- lifecycle -------------------------------------------------------------
-    @abc.abstractmethod
     def create(self, spec: VMSpec, progress: ProgressFn = _quiet) -> VMRef:
-        """Create (not start) the VM and whatever it needs; on failure remove all of it."""
+        """Create (not start) the VM and whatever it needs; on failure remove all of it.
+        What the hypervisor cannot do, missing media and a name in use are refused before
+        anything is made."""
+        if spec.boot is not None and not self.capabilities.kernel_boot:
+            raise DriverError(f"the {self.kind} driver cannot boot a kernel and initrd "
+                              "directly", hint="install from CD-ROMs (the kickstart install "
+                                               "does)")
+        if spec.disk.image is not None and not self.capabilities.disk_from_image:
+            raise DriverError(f"the {self.kind} driver cannot base a disk on a local image",
+                              hint="use the kickstart install method with it")
+        for iso in spec.cdroms:
+            if not Path(iso).is_file():
+                raise DriverError(f"CD-ROM image {iso} does not exist")
+        if self.find(spec.name) is not None:
+            raise DriverError(f"a VM named {spec.name!r} already exists on {self.describe()}",
+                              hint="destroy the lab that made it, or choose another lab name")
+        undo = Undo()
+        try:
+            return self._create(spec, progress, undo)
+        except BaseException:  # Ctrl-C too: what was made goes
+            undo.run()
+            raise
+
+    @abc.abstractmethod
+    def _create(self, spec: VMSpec, progress: ProgressFn, undo: Undo) -> VMRef:
+        """Make the VM (checked by ``create``), pushing onto ``undo`` how to remove each
+        thing as soon as it is made."""
 
     def ensure_networks(self, nics: tuple[NicSpec, ...]) -> list[str]:
         """Make and start the hypervisor networks ``nics`` need that do not exist yet, and
@@ -172,7 +244,9 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def stop(self, ref: VMRef, hard: bool = False, timeout: float = 120.0) -> None:
-        """Stop the VM: graceful (ACPI) unless hard; raise WaitTimeout past timeout."""
+        """Stop the VM: graceful (ACPI, or the guest tools) unless hard. A guest still
+        running at the deadline is left running and WaitTimeout raised: whether to pull the
+        plug is the caller's decision (``hard=True``)."""
 
     @abc.abstractmethod
     def destroy(self, ref: VMRef) -> None:
@@ -199,10 +273,32 @@ class Driver(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} keeps no shared images")
 
     # -- snapshots ---------------------------------------------------------------
-    @abc.abstractmethod
     def snapshot_create(self, ref: VMRef, name: str, description: str = "",
                         live: bool = False) -> Snapshot:
-        """Take a snapshot; refuse a duplicate name (SnapshotExists)."""
+        """Take a snapshot: ``live`` of a running VM with its memory (a revert resumes it
+        running), else of a shut-off VM's disks. A duplicate name is refused
+        (SnapshotExists), and so is a power state that does not fit: a live snapshot of a
+        VM that is not running has no memory to keep, and rather than quietly taking a
+        disk-only one the caller did not ask for (whose revert would leave the VM off),
+        every driver refuses it; an offline snapshot of a running VM would catch its disks
+        mid-write."""
+        if any(s.name == name for s in self.snapshot_list(ref)):  # NotOwned when untagged
+            raise SnapshotExists(f"VM {ref.name!r} already has a snapshot named {name!r}",
+                                 hint="snapshot names are unique per VM")
+        power = self.state(ref)
+        if live and power != PowerState.RUNNING:
+            raise DriverError(f"a live snapshot keeps a running VM's memory, and VM "
+                              f"{ref.name!r} is {power.value}",
+                              hint="start it first, or take an offline snapshot")
+        if not live and power != PowerState.SHUTOFF:
+            raise DriverError(f"an offline snapshot needs VM {ref.name!r} shut off (it is "
+                              f"{power.value})", hint="stop it first, or take a live snapshot")
+        self._snapshot_create(ref, name, description, live)
+        return next(s for s in self.snapshot_list(ref) if s.name == name)
+
+    @abc.abstractmethod
+    def _snapshot_create(self, ref: VMRef, name: str, description: str, live: bool) -> None:
+        """Take the snapshot ``snapshot_create`` checked."""
 
     @abc.abstractmethod
     def snapshot_list(self, ref: VMRef) -> list[Snapshot]:
@@ -245,10 +341,16 @@ class Driver(abc.ABC):
     def acceleration(self) -> str:
         """What VMs created now would run with, e.g. 'kvm' or 'tcg'."""
 
-    def set_kernel_boot(self, ref: VMRef, boot: KernelBoot | None) -> None:
-        """Switch between direct kernel boot and booting from disk (after an install)."""
-        raise DriverError(f"the {self.kind} driver cannot change how a VM boots",
-                          hint="use an install method that needs no kernel boot")
+    def start_install(self, ref: VMRef) -> None:
+        """Boot a VM created with ``install_once`` into its installer: the install
+        definition runs this once, the VM's own definition (from its disk, without the
+        install media) is what it boots afterwards. When the installer has powered the VM
+        off, call ``finish_install``. A driver with a single definition per VM starts it."""
+        self.start(ref)
+
+    def finish_install(self, ref: VMRef) -> None:
+        """After the install boot (the VM shut off): drop what only the install needed."""
+        return None
 
     def close(self) -> None:
         return None

@@ -6,6 +6,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
+
+from vmlab.errors import NotOwned
+
+T = TypeVar("T")
 
 
 class PowerState(str, enum.Enum):
@@ -53,3 +58,12 @@ class Glance:
     snapshots: tuple[Snapshot, ...]
     console_log: str | None
     endpoint: Endpoint | None
+
+
+def require_tag(name: str, tag: T | None) -> T:
+    """The ownership tag of VM ``name``; NotOwned when it has none (vmlab never changes,
+    nor reads the snapshots of, a VM it did not make)."""
+    if tag is None:
+        raise NotOwned(f"VM {name!r} carries no vmlab ownership tag: not touching it",
+                       hint="vmlab only acts on VMs it created")
+    return tag

@@ -2,6 +2,8 @@
 reaches the daemon. Shared by the driver and its reader (imports libvirt and no more)."""
 from __future__ import annotations
 
+import functools
+from typing import Any, Callable, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import libvirt
@@ -14,6 +16,8 @@ def _ignore_libvirt_errors(_ctx: object, _err: object) -> None:
 
 
 libvirt.registerErrorHandler(_ignore_libvirt_errors, None)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def message(exc: libvirt.libvirtError) -> str:
@@ -75,3 +79,55 @@ def failure(conn: libvirt.virConnect, uri: str, what: str,
                            hint=f"libvirtd stopped or restarted; once `virsh -c {uri} "
                                 "version` answers, run the command again")
     return DriverError(f"{what} failed: {message(exc)}")
+
+
+def hint_for(exc: libvirt.libvirtError) -> str | None:
+    """What to do about a libvirt error, by its code, where there is more to say than its
+    message (libvirt docs: virErrorNumber)."""
+    code = exc.get_error_code()
+    text = message(exc).lower()
+    if code in (libvirt.VIR_ERR_OPERATION_DENIED, libvirt.VIR_ERR_ACCESS_DENIED,
+                libvirt.VIR_ERR_AUTH_FAILED):
+        return ("the libvirt user lacks the permission: connect as root, or as a member of "
+                "the libvirt group (its polkit rule)")
+    if code == libvirt.VIR_ERR_NO_SUPPORT:
+        return "this libvirt hypervisor driver does not offer that operation"
+    if "no space left" in text or "not enough space" in text:
+        return "the storage pool is full: free space, or `vmlab gc --images` unused images"
+    if code in (libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_STORAGE_POOL_BUILT):
+        return "check the pool with `virsh pool-list --all` and `virsh pool-info POOL`"
+    if "unexpectedly" in text:  # "qemu unexpectedly closed the monitor", "... failed unexpectedly"
+        return ("qemu stopped while libvirt talked to it: read the VM's log under "
+                "/var/log/libvirt/qemu/ on the hypervisor host")
+    return None
+
+
+def translated(what: str) -> Callable[[F], F]:
+    """Turn the libvirt errors of a driver method into vmlab errors: a lost connection says
+    so (``failure``), others carry a hint where one helps. ``self`` has ``conn`` and
+    ``uri``; the VM (a VMRef or VMSpec) or name a method is called with is named."""
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except libvirt.libvirtError as exc:
+                subject = args[0] if args else None
+                name = subject if isinstance(subject, str) else getattr(subject, "name", None)
+                doing = f"{what} {name}" if isinstance(name, str) else what
+                error = failure(self.conn, self.uri, doing, exc)
+                if error.hint is None:
+                    error.hint = hint_for(exc)
+                raise error from exc
+        return wrapper  # type: ignore[return-value]
+    return decorate
+
+
+def translate_methods(table: dict[str, str]) -> Callable[[type], type]:
+    """A class decorator: every method named in ``table`` (its own or inherited) wrapped
+    by ``translated`` with the words there, so no libvirt error leaves the class raw."""
+    def decorate(cls: type) -> type:
+        for name, what in table.items():
+            setattr(cls, name, translated(what)(getattr(cls, name)))
+        return cls
+    return decorate

@@ -14,15 +14,17 @@ from pathlib import Path
 
 import libvirt
 
-from vmlab.drivers.base import (Check, Driver, KernelBoot, NetworkSpec, OwnedObject, PowerState,
-                                ProgressFn, VMRef, VMSpec, _quiet)
+from vmlab.drivers.base import (Check, Driver, NetworkSpec, OwnedObject, PowerState,
+                                ProgressFn, Undo, VMRef, VMSpec)
 from vmlab.drivers.libvirt import networks, storage
 from vmlab.drivers.libvirt.connection import message as _message
+from vmlab.drivers.libvirt.connection import translate_methods
+from vmlab.drivers.libvirt.kind import KIND
 from vmlab.drivers.libvirt.networks import NetworkOperations
 from vmlab.drivers.libvirt.reader import LibvirtReader
 from vmlab.drivers.libvirt.snapshots import SnapshotOperations
-from vmlab.drivers.libvirt.xml import (VMLAB_NS, BootFiles, Ownership, domain_xml,
-                                       network_xml)
+from vmlab.drivers.libvirt.xml import (QEMU_NS, VMLAB_NS, BootFiles, Ownership, domain_xml,
+                                       move_forwards, network_xml)
 from vmlab.errors import DriverError, NotFound
 
 GIB = 1 << 30
@@ -30,17 +32,44 @@ PORT_RETRIES = 5
 SERIAL_LOG_DIR = "/var/log/libvirt/qemu"
 
 
+#: The driver's methods, with what each does in an error's words: no libvirt error leaves
+#: them untranslated (the reading ones are the reader's).
+CHANGING = {"create": "creating VM", "ensure_networks": "making the networks",
+            "remove_networks": "removing the networks",
+            "network_host_link": "finding the host's end of network",
+            "preflight": "checking what creating needs: VM", "start": "starting VM",
+            "stop": "stopping VM", "destroy": "removing VM", "list_owned": "listing vmlab's VMs",
+            "unused_images": "listing unused images", "delete_image": "deleting image",
+            "snapshot_create": "taking a snapshot of VM",
+            "snapshot_revert": "reverting VM", "snapshot_delete": "deleting a snapshot of VM",
+            "start_install": "starting the install boot of VM", "acceleration":
+            "reading the host's capabilities"}
+
+
+@translate_methods(CHANGING)
 class LibvirtDriver(NetworkOperations, SnapshotOperations, LibvirtReader, Driver):
     kind = "libvirt"
+    capabilities = KIND.capabilities
 
     def __init__(self, uri: str = "qemu:///system", pool: str = "vmlab",
                  pool_path: str | None = None) -> None:
         super().__init__(uri, pool, pool_path)
         self._accel: str | None = None
+        #: UUID -> the install definition of a VM this driver created with install_once
+        self._install_definitions: dict[str, str] = {}
 
-    def _set_owner(self, domain: libvirt.virDomain, owner: Ownership) -> None:
-        domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, owner.to_xml(), "vmlab",
-                           VMLAB_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    @staticmethod
+    def _with_owner(root: ET.Element, owner: Ownership) -> str:
+        """The domain definition ``root`` with ``owner`` as its ownership tag. (Through the
+        definition, not virDomainSetMetadata: handed vmlab's namespaced element, that fails
+        with "failed to create a new XML namespace".)"""
+        metadata = root.find("metadata")
+        if metadata is None:
+            metadata = ET.SubElement(root, "metadata")
+        for old in metadata.findall(f"{{{VMLAB_NS}}}lab"):
+            metadata.remove(old)
+        metadata.append(owner.to_element())
+        return ET.tostring(root, encoding="unicode")
 
     # -- acceleration ----------------------------------------------------------------------
     def acceleration(self) -> str:
@@ -64,63 +93,64 @@ class LibvirtDriver(NetworkOperations, SnapshotOperations, LibvirtReader, Driver
         return "kvm" if accel == "kvm" else "qemu"
 
     # -- create ---------------------------------------------------------------------------
-    def create(self, spec: VMSpec, progress: ProgressFn = _quiet) -> VMRef:
-        if self._lookup(spec.name) is not None:
-            raise DriverError(f"a VM named {spec.name!r} already exists on {self.uri}")
-        made_volumes: list[libvirt.virStorageVol] = []
-        made_networks: list[str] = []
-        try:
-            made_networks += self.ensure_networks(spec.nics)
-            pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
-            owner = Ownership(lab=spec.lab, created=datetime.now(timezone.utc).isoformat(
-                timespec="seconds"), serial_log=f"{SERIAL_LOG_DIR}/{spec.name}-serial.log",
-                home=spec.home, ssh_address=spec.ssh_address or "",
-                networks=list(dict.fromkeys(spec.networks_made + tuple(made_networks))))
-            base = None
-            if spec.disk.image is not None:
-                base = storage.ensure_base_volume(self.conn, pool, spec.disk.image,
-                                                  spec.disk.image_key or spec.name, progress)
-            disk = storage.create_volume(self.conn, pool, f"{spec.name}-disk.qcow2",
-                                         spec.disk.size_gib * GIB, "qcow2", backing=base)
-            made_volumes.append(disk)
-            boot = None
-            if spec.boot is not None:
-                kernel = storage.create_volume(
-                    self.conn, pool, f"{spec.name}-vmlinuz", spec.boot.kernel.stat().st_size,
-                    "raw", source=spec.boot.kernel, progress=progress)
-                made_volumes.append(kernel)
-                initrd = storage.create_volume(
-                    self.conn, pool, f"{spec.name}-initrd", spec.boot.initrd.stat().st_size,
-                    "raw", source=spec.boot.initrd, progress=progress)
-                made_volumes.append(initrd)
-                boot = BootFiles(kernel.path(), initrd.path(), spec.boot.cmdline)
-            cdroms = []
-            for index, iso in enumerate(spec.cdroms):
-                if not Path(iso).is_file():
-                    raise DriverError(f"CD-ROM image {iso} does not exist")
-                volume = storage.create_volume(
-                    self.conn, pool, f"{spec.name}-cdrom{index}.iso", Path(iso).stat().st_size,
-                    "raw", source=Path(iso), progress=progress)
-                made_volumes.append(volume)
-                cdroms.append(volume.name())
-            for nic in spec.nics:
-                if nic.role == "provider":
-                    owner.provider_mac = nic.mac
-                if nic.network.kind in networks.BRIDGED:
-                    continue  # made or found by ensure_networks above
-                if nic.forward_port is not None:
-                    owner.forwards[nic.forward_port] = self._pick_port()
-            owner.volumes = [v.name() for v in made_volumes]
-            xml = domain_xml(spec, domain_type=self._domain_type(spec), pool=self.pool_name,
-                             disk_volume=disk.name(), cdrom_volumes=cdroms, boot=boot,
-                             owner=owner)
-            domain = self._call(f"defining VM {spec.name}", self.conn.defineXML, xml)
-            return self._ref(domain)
-        except BaseException:
-            for volume in reversed(made_volumes):
-                storage.delete_volume(volume)
-            self.remove_networks(made_networks)
-            raise
+    def describe(self) -> str:
+        return self.uri
+
+    def _create(self, spec: VMSpec, progress: ProgressFn, undo: Undo) -> VMRef:
+        made_networks = self.ensure_networks(spec.nics)
+        undo.push(lambda: self.remove_networks(made_networks))
+        pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
+        owner = Ownership(lab=spec.lab, created=datetime.now(timezone.utc).isoformat(
+            timespec="seconds"), serial_log=f"{SERIAL_LOG_DIR}/{spec.name}-serial.log",
+            home=spec.home, ssh_address=spec.ssh_address or "",
+            networks=list(dict.fromkeys(spec.networks_made + tuple(made_networks))))
+
+        def volume(name: str, capacity: int, fmt: str, **how: object) -> libvirt.virStorageVol:
+            made = storage.create_volume(self.conn, pool, name, capacity, fmt, **how)
+            undo.push(lambda: storage.delete_volume(made))
+            owner.volumes.append(made.name())
+            return made
+
+        base = None
+        if spec.disk.image is not None:
+            base = storage.ensure_base_volume(self.conn, pool, spec.disk.image,
+                                              spec.disk.image_key or spec.name, progress)
+        disk = volume(f"{spec.name}-disk.qcow2", spec.disk.size_gib * GIB, "qcow2",
+                      backing=base)
+        boot = None
+        if spec.boot is not None:
+            kernel = volume(f"{spec.name}-vmlinuz", spec.boot.kernel.stat().st_size, "raw",
+                            source=spec.boot.kernel, progress=progress)
+            initrd = volume(f"{spec.name}-initrd", spec.boot.initrd.stat().st_size, "raw",
+                            source=spec.boot.initrd, progress=progress)
+            boot = BootFiles(kernel.path(), initrd.path(), spec.boot.cmdline)
+        cdroms = [volume(f"{spec.name}-cdrom{index}.iso", Path(iso).stat().st_size, "raw",
+                         source=Path(iso), progress=progress).name()
+                  for index, iso in enumerate(spec.cdroms)]
+        for nic in spec.nics:
+            if nic.role == "provider":
+                owner.provider_mac = nic.mac
+            if nic.network.kind in networks.BRIDGED:
+                continue  # made or found by ensure_networks above
+            if nic.forward_port is not None:
+                owner.forwards[nic.forward_port] = self._pick_port()
+
+        def definition(boot: BootFiles | None, cdroms: list[str]) -> str:
+            return domain_xml(spec, domain_type=self._domain_type(spec), pool=self.pool_name,
+                              disk_volume=disk.name(), cdrom_volumes=cdroms, boot=boot,
+                              owner=owner)
+
+        if not spec.install_once:
+            return self._ref(self.conn.defineXML(definition(boot, cdroms)))
+        # virt-install's way: both definitions built now; the VM is defined as it will
+        # stay, and start_install runs the install definition once.
+        domain = self.conn.defineXML(definition(None, []))
+        install = ET.fromstring(definition(boot, cdroms))
+        uuid = ET.Element("uuid")  # the same domain: libvirt refuses a second UUID
+        uuid.text = domain.UUIDString()
+        install.insert(1, uuid)
+        self._install_definitions[uuid.text] = ET.tostring(install, encoding="unicode")
+        return self._ref(domain)
 
     def preflight(self, spec: VMSpec, media_bytes: int = 0) -> list[Check]:
         from vmlab.drivers.libvirt import preflight
@@ -182,53 +212,44 @@ class LibvirtDriver(NetworkOperations, SnapshotOperations, LibvirtReader, Driver
         """The forwarded port was taken: pick others and redefine the domain."""
         owner = self._owner(domain)
         assert owner is not None
-        xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        for guest, old in list(owner.forwards.items()):
-            new = self._pick_port()
-            xml = xml.replace(f"hostfwd=tcp:127.0.0.1:{old}-:{guest}",
-                              f"hostfwd=tcp:127.0.0.1:{new}-:{guest}")
-            owner.forwards[guest] = new
-        domain = self.conn.defineXML(xml)
-        self._set_owner(domain, owner)
-        return domain
-
-    def set_kernel_boot(self, ref: VMRef, boot: KernelBoot | None) -> None:
-        """After an install boot: boot from disk, without the installer's CD-ROMs."""
-        domain = self._domain(ref)
-        if domain.isActive():
-            raise DriverError(f"VM {ref.name} must be shut off to change how it boots")
         root = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        os_element = root.find("os")
-        assert os_element is not None
-        for tag in ("kernel", "initrd", "cmdline"):
-            for element in os_element.findall(tag):
-                os_element.remove(element)
-        if boot is None:
-            devices = root.find("devices")
-            assert devices is not None
-            for disk in devices.findall("disk"):
-                if disk.get("device") == "cdrom":
-                    devices.remove(disk)
-        else:
-            kernel_volume, initrd_volume = self._boot_volumes(ref, boot)
-            for index, (tag, text) in enumerate((("kernel", kernel_volume),
-                                                 ("initrd", initrd_volume),
-                                                 ("cmdline", boot.cmdline))):
-                element = ET.Element(tag)
-                element.text = text
-                os_element.insert(1 + index, element)
-        self._call(f"redefining VM {ref.name}", self.conn.defineXML,
-                   ET.tostring(root, encoding="unicode"))
+        moved = {old: self._pick_port() for old in owner.forwards.values()}
+        for arg in root.iter(f"{{{QEMU_NS}}}arg"):
+            arg.set("value", move_forwards(arg.get("value", ""), moved))
+        owner.forwards = {guest: moved[old] for guest, old in owner.forwards.items()}
+        return self.conn.defineXML(self._with_owner(root, owner))
 
-    def _boot_volumes(self, ref: VMRef, boot: KernelBoot) -> tuple[str, str]:
-        pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
-        paths = []
-        for suffix in ("vmlinuz", "initrd"):
-            volume = storage.find_volume(pool, f"{ref.name}-{suffix}")
-            if volume is None:
-                raise NotFound(f"VM {ref.name} has no {suffix} volume to boot from")
-            paths.append(volume.path())
-        return paths[0], paths[1]
+    def start_install(self, ref: VMRef) -> None:
+        """As virt-install does: define the install definition, start it, and define the
+        VM's own one again at once, so that libvirt keeps the install boot for this run
+        only (the running domain keeps the definition it started with; the next start
+        boots the persistent one). The install definition lives in this driver, made by
+        its create: a create is not resumed elsewhere (a failed one is removed)."""
+        domain = self._domain(ref)
+        install = self._install_definitions.pop(ref.uuid, None)
+        if install is None:
+            raise DriverError(f"VM {ref.name!r} has no install definition in this connection",
+                              hint="an install boot follows the create that built it; "
+                                   "destroy the lab and create it again")
+        final = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        before = self._owner(domain)
+        self.conn.defineXML(install)
+        try:
+            self.start(ref)
+        finally:
+            self._define_final(ref, final, before)
+
+    def _define_final(self, ref: VMRef, final: ET.Element, before: Ownership | None) -> None:
+        """Define the VM's own definition again, with the host ports ``start`` may have
+        moved (a port taken) while starting the install one."""
+        after = self._owner(self._domain(ref))
+        if before is not None and after is not None and after.forwards != before.forwards:
+            moved = {before.forwards[guest]: host for guest, host in after.forwards.items()
+                     if guest in before.forwards}
+            for arg in final.iter(f"{{{QEMU_NS}}}arg"):
+                arg.set("value", move_forwards(arg.get("value", ""), moved))
+        self.conn.defineXML(self._with_owner(final, after) if after is not None
+                            else ET.tostring(final, encoding="unicode"))
 
     def stop(self, ref: VMRef, hard: bool = False, timeout: float = 120.0) -> None:
         domain = self._domain(ref)

@@ -11,10 +11,17 @@ from urllib.parse import parse_qs, urlparse
 
 import libvirt
 
-from vmlab.drivers.libvirt.connection import failure, open_connection
+from vmlab.drivers.libvirt.connection import failure, open_connection, translate_methods
 from vmlab.drivers.libvirt.ownership import VMLAB_NS, Ownership
-from vmlab.drivers.refs import Endpoint, Glance, PowerState, Snapshot, VMRef
-from vmlab.errors import DriverError, InfrastructureError, NotFound, NotOwned
+from vmlab.drivers.refs import Endpoint, Glance, PowerState, Snapshot, VMRef, require_tag
+from vmlab.errors import DriverError, InfrastructureError, NotFound
+
+#: The reading methods, with what each does in an error's words (the driver adds its own).
+READING = {"state": "reading the power state of VM", "find": "looking for VM",
+           "interface_addresses": "reading the addresses of VM",
+           "ssh_endpoint": "finding the SSH address of VM",
+           "console_log_path": "reading the console log path of VM",
+           "snapshot_list": "listing the snapshots of VM", "glance": "reading VM"}
 
 _STATES = {
     libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
@@ -27,6 +34,7 @@ _SNAPSHOT_STATES = {"running": PowerState.RUNNING, "shutoff": PowerState.SHUTOFF
                     "paused": PowerState.PAUSED}
 
 
+@translate_methods(READING)
 class LibvirtReader:
     """A connection to libvirt for reading a VM (the driver's options; ``pool`` and
     ``pool_path`` are kept for the driver, which extends this)."""
@@ -57,13 +65,17 @@ class LibvirtReader:
         host = urlparse(self.uri).hostname
         return host if host and host not in ("", "localhost") else None
 
-    def _domain(self, ref: VMRef, *, owned: bool = True) -> libvirt.virDomain:
+    def _tagged(self, ref: VMRef) -> tuple[libvirt.virDomain, Ownership | None]:
+        """The domain of ``ref`` and its ownership tag (None: untagged); NotFound."""
         domain = self._lookup(ref.name)
         if domain is None:
             raise NotFound(f"VM {ref.name!r} does not exist on {self.uri}")
-        if owned and self._owner(domain) is None:
-            raise NotOwned(f"VM {ref.name!r} carries no vmlab ownership tag: not touching it",
-                           hint="vmlab only acts on VMs it created")
+        return domain, self._owner(domain)
+
+    def _domain(self, ref: VMRef, *, owned: bool = True) -> libvirt.virDomain:
+        domain, owner = self._tagged(ref)
+        if owned:
+            require_tag(ref.name, owner)
         return domain
 
     @staticmethod
@@ -188,9 +200,7 @@ class LibvirtReader:
                     owner.lab if owner else None)
         power = _STATES.get(self._call(f"reading the state of VM {name}", domain.state)[0],
                             PowerState.OTHER)
-        if owner is None:
-            raise NotOwned(f"VM {name!r} carries no vmlab ownership tag: not touching it",
-                           hint="vmlab only acts on VMs it created")
+        require_tag(name, owner)
         snapshots = tuple(self._snapshots(domain))
         endpoint = (self._endpoint(ref, domain, owner, ssh_port)
                     if power == PowerState.RUNNING else None)

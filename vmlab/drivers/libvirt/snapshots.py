@@ -1,5 +1,6 @@
 """Internal qcow2 snapshots of the libvirt driver's domains: taken shut off (``offline``)
-or with the guest's RAM (``live``), listed parents first, reverted and deleted."""
+or with the guest's RAM (``live``), listed parents first, reverted and deleted. The checks
+before taking one are the driver contract's (vmlab.drivers.base.Driver.snapshot_create)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -8,7 +9,7 @@ from typing import Any, Callable
 import libvirt
 
 from vmlab.drivers.refs import Snapshot, VMRef
-from vmlab.errors import DriverError, NotFound, SnapshotExists
+from vmlab.errors import NotFound
 
 class SnapshotOperations:
     """Mixed into the driver, whose reader provides ``_domain`` (an owned domain), ``_call``
@@ -18,23 +19,15 @@ class SnapshotOperations:
     _call: Callable[..., Any]
     snapshot_list: Callable[[VMRef], list[Snapshot]]
 
-    def snapshot_create(self, ref: VMRef, name: str, description: str = "",
-                        live: bool = False) -> Snapshot:
+    def _snapshot_create(self, ref: VMRef, name: str, description: str, live: bool) -> None:
+        """Checked by Driver.snapshot_create: an internal snapshot, with the memory of the
+        running domain when ``live`` (libvirt takes memory when the domain runs)."""
         domain = self._domain(ref)
-        if self._snapshot(domain, name) is not None:
-            raise SnapshotExists(f"VM {ref.name!r} already has a snapshot named {name!r}",
-                                 hint="snapshot names are unique per VM")
-        if live and not domain.isActive():
-            raise DriverError(f"a live snapshot needs VM {ref.name} running")
-        if not live and domain.isActive():
-            raise DriverError(f"an offline snapshot needs VM {ref.name} shut off",
-                              hint="stop it first")
         root = ET.Element("domainsnapshot")
         ET.SubElement(root, "name").text = name
         ET.SubElement(root, "description").text = description
         self._call(f"taking snapshot {name!r} of {ref.name}", domain.snapshotCreateXML,
                    ET.tostring(root, encoding="unicode"), 0)
-        return next(s for s in self.snapshot_list(ref) if s.name == name)
 
     @staticmethod
     def _snapshot(domain: libvirt.virDomain, name: str) -> libvirt.virDomainSnapshot | None:

@@ -94,11 +94,6 @@ def _send(stream: libvirt.virStream, data: bytes) -> None:
         view = view[sent:]
 
 
-def upload_supported(conn: libvirt.virConnect) -> bool:
-    """libvirt's test driver keeps volumes in memory and cannot stream into them."""
-    return conn.getType() != "TEST"
-
-
 def create_volume(conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: str,
                   capacity: int, fmt: str, *, source: Path | None = None,
                   backing: libvirt.virStorageVol | None = None,
@@ -110,7 +105,7 @@ def create_volume(conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: 
                                "`virsh vol-delete` it, or use another lab name")
     backing_path = backing.path() if backing is not None else None
     volume = pool.createXML(volume_xml(name, capacity, fmt, backing_path), 0)
-    if source is not None and upload_supported(conn):
+    if source is not None:
         try:
             upload(conn, volume, source, progress)
         except BaseException:
@@ -126,7 +121,7 @@ def ensure_base_volume(conn: libvirt.virConnect, pool: libvirt.virStoragePool, i
     size = image.stat().st_size
     volume = find_volume(pool, name)
     if volume is not None:
-        if not upload_supported(conn) or _physical_size(volume) == size:
+        if _physical_size(volume) == size:
             return volume
         delete_volume(volume)  # a half-finished upload from an interrupted create
     progress(f"uploading the guest image ({size >> 20} MiB)")

@@ -44,6 +44,17 @@ def user_netdev(index: int, nic: NicSpec, host_port: int | None) -> list[str]:
             f"bus=pci.0,addr={0x10 + index:#x}"]
 
 
+def move_forwards(argument: str, moved: dict[int, int]) -> str:
+    """A ``-netdev user,...`` argument with its forwarded host ports moved (old -> new)."""
+    options = argument.split(",")
+    for index, option in enumerate(options):
+        if option.startswith("hostfwd=tcp:127.0.0.1:"):
+            host, _, guest = option.removeprefix("hostfwd=tcp:127.0.0.1:").partition("-:")
+            if host.isdigit() and int(host) in moved:
+                options[index] = f"hostfwd=tcp:127.0.0.1:{moved[int(host)]}-:{guest}"
+    return ",".join(options)
+
+
 def domain_xml(spec: VMSpec, *, domain_type: str, pool: str, disk_volume: str,
                cdrom_volumes: list[str], boot: BootFiles | None, owner: Ownership) -> str:
     domain = ET.Element("domain", {"type": domain_type})
