@@ -6,7 +6,10 @@ logs, run reports, failure records), except in the 0600 secrets file.
 The lab is seeded (VMLAB_SEED_PASSWORDS, off vmlab's command line) with a value holding a
 quote, double quotes, `$`, spaces and a backslash: it must reach the guest byte for byte,
 through a command's environment as built-in stages hand it on, and never show in the
-guest's process list while the command that uses it runs.
+guest's process list while the command that uses it runs. The built-in `mariadb` and
+`rabbitmq` stages take the same seed as their passwords: a stage after them logs in with
+each (MariaDB's root from another OS user and no option file, RabbitMQ's openstack user by
+rabbitmqctl and over AMQP), and a watcher running through both saw no password in `ps`.
 
 Left out on purpose: `vmlab ssh` (it prints what the operator's own command prints) and
 `vmlab openrc` (it prints a password by design, for an OpenStack lab).
@@ -16,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -76,7 +80,8 @@ def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
         lab_dir = vmlab.state_dir / "labs" / LAB
         secrets_file = lab_dir / "secrets.json"
         secrets = json.loads(secrets_file.read_text())
-        assert secrets == {"db_password": SEED, "admin_token": SEED}
+        assert secrets == {"db_password": SEED, "admin_token": SEED, "root": SEED,
+                           "rabbit": SEED}
         assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
 
         # `check` fails while the flag exists; its snapshot (taken just before it) keeps it.
@@ -108,8 +113,11 @@ def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
         run("rollback", "check", "--lab", LAB)
         guest("rm /root/fail-check")
         run("--debug", "resume", "--lab", LAB)
-        assert [r["status"] for r in vmlab.json("status", "--lab", LAB)["stages"]] == \
-            ["done", "done"]
+        # `logins` logged in with the seeded passwords that `mariadb` and `rabbitmq` set.
+        stages = vmlab.json("status", "--lab", LAB)["stages"]
+        assert [(r["name"], r["status"]) for r in stages] == [
+            (name, "done") for name in ("configure", "check", "watch", "mariadb", "rabbitmq",
+                                        "logins")]
         run("runs", "--lab", LAB, "--json")
         run("plan", "--profile", PROFILE, "--lab", LAB)
         run("plan", "--profile", PROFILE, "--lab", LAB, "--json")
@@ -126,6 +134,12 @@ def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
         seen = guest("cat /root/ps.log")
         assert "vmlab-canary" in seen and "/root/seed.bin" in seen
         assert SEED not in seen
+        # The same for the built-in stages: the watcher ran while rabbitmqctl set the
+        # password (its own arguments are there: Debian's wrapper quotes them for `su`),
+        # and no password ever was.
+        seen = guest("cat /root/ps-builtin.log")
+        assert re.search(r'add_user"? "?openstack', seen) and "mariadbd" in seen
+        assert SEED not in seen
 
         leaks = [f"`vmlab {command}` printed {name}"
                  for command, text in printed for name in holds(text, secrets)]
@@ -136,8 +150,9 @@ def test_secret_values_appear_only_in_the_secrets_file(libvirtd, vmlab):
         scanned += list(files_under(Path(env["XDG_CACHE_HOME"]), since=started,
                                     max_size=64 << 20))
         names = {path.name for path in scanned}
-        assert {"state.json", "vmlab.log", "01-configure-1.log", "02-check-1.log", "run.json",
-                "junit.xml", "console.log", "secrets.json"} <= names, names
+        assert {"state.json", "vmlab.log", "01-configure-1.log", "02-check-1.log",
+                "04-mariadb-1.log", "05-rabbitmq-1.log", "run.json", "junit.xml",
+                "console.log", "secrets.json"} <= names, names
         holders = {path: holds(path.read_bytes().decode("utf-8", "replace"), secrets)
                    for path in scanned}
         leaks += [f"{path} holds {', '.join(found)}" for path, found in holders.items()

@@ -83,10 +83,12 @@ def watched_files(loaded: LoadedProfile, profile_path: str, profile: str) -> lis
     """The files a lab's plans come from (besides vmlab's): the profile path its state
     records, every file of the chain loaded from it, and each place that was looked in
     first for a profile or base given by name (a file put there would be found instead)."""
-    from vmlab.profilefiles import looks_like_path, named_candidates, profile_dirs
+    from vmlab.profilefiles import (lab_profile_source, looks_like_path, named_candidates,
+                                    profile_dirs)
 
     watched = [profile_path]
-    if not Path(profile_path).is_file() and not looks_like_path(profile):  # found by name
+    source, by_name = lab_profile_source(profile_path, profile)
+    if by_name and not looks_like_path(source):  # found by name
         watched += _looked_before(named_candidates(profile, profile_dirs()), loaded.path)
     for index, file in enumerate(loaded.chain):
         watched.append(str(file))

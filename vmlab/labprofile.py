@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vmlab.errors import ProfileError
 from vmlab.profile import LoadedProfile, load_profile
+from vmlab.profilefiles import lab_profile_source
 from vmlab.progress import QUIET, Progress
 from vmlab.statemodel import LabState, StageRecord
 
@@ -19,9 +20,10 @@ def load_lab_profile(state: LabState, progress: Progress = QUIET) -> LoadedProfi
     path = Path(state.profile_path)
     works_without = ("status, snapshots, rollback, ssh and destroy of the lab work without "
                      "it")
-    if path.is_file():
+    source, by_name = lab_profile_source(state.profile_path, state.profile)
+    if not by_name:
         try:
-            loaded = load_profile(str(path))
+            loaded = load_profile(source)
         except ProfileError as exc:
             raise ProfileError(
                 f"lab {state.lab!r} runs its stages from the profile {path}, which is not "
@@ -29,7 +31,7 @@ def load_lab_profile(state: LabState, progress: Progress = QUIET) -> LoadedProfi
                 hint=f"fix the file (see the problems above); {works_without}") from None
     else:
         try:
-            loaded = load_profile(state.profile)
+            loaded = load_profile(source)
         except ProfileError:
             raise ProfileError(
                 f"lab {state.lab!r} runs its stages from the profile {path}, which is gone",

@@ -38,6 +38,17 @@ def looks_like_path(name_or_path: str) -> bool:
             or name_or_path.endswith(SUFFIXES))
 
 
+def lab_profile_source(profile_path: str, profile: str) -> tuple[str, bool]:
+    """Where an existing lab's profile is read from, for every reader of it (running its
+    stages, migrating an old state file, the drift key's files): the file its state
+    records while that file is there (valid or not: a broken file is reported, never
+    silently replaced by another), else the profile's name as ``--profile NAME`` finds it
+    (the file was moved). Second: whether it is that name."""
+    if profile_path and Path(profile_path).is_file():
+        return profile_path, False
+    return profile, True
+
+
 def find_profile(name_or_path: str) -> Path:
     """The file of a profile given by name or path; ProfileError naming where it looked."""
     if looks_like_path(name_or_path):

@@ -4,7 +4,6 @@ or meet a state file that is not exactly what vmlab writes (see vmlab.stateview)
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -112,14 +111,15 @@ def migrate_v1(raw: dict[str, Any]) -> dict[str, Any]:
     (libvirt pool `vmlab`, SSH as root on port 22, offline snapshots). Written back as
     version 2 by the next command that saves the state.
     """
+    from vmlab.profilefiles import lab_profile_source
     from vmlab.vmspec import hypervisor_uri
 
     data = dict(raw, schema_version=2)
     profile = None
     try:
-        where = str(raw.get("profile_path") or "")
-        profile = load_profile(where if where and Path(where).is_file()
-                               else str(raw.get("profile"))).profile
+        source, _ = lab_profile_source(str(raw.get("profile_path") or ""),
+                                       str(raw.get("profile")))
+        profile = load_profile(source).profile
     except (VmlabError, OSError, ValueError, RecursionError):
         pass
     if (profile is not None and profile.hypervisor.kind == raw.get("driver")

@@ -35,10 +35,22 @@ def verify_after_network_online(c: Context, env: StageEnv, role: str) -> None:
 # -- mariadb ----------------------------------------------------------------------------
 
 
+#: MariaDB's systemd socket units. A mariadbd that systemd hands a socket to listens where
+#: the socket unit says (ListenStream=3306: every address) and ignores bind-address (MariaDB
+#: docs, "systemd", socket activation). Debian 12's MariaDB 10.11 ships mariadb.socket; with
+#: the package in the guest image it was active at boot ("Using systemd activated socket
+#: host :: port 3306", nothing on the management address). CentOS 7's MariaDB has none.
+#: Turned off, the server binds the address the manual's openstack.cnf gives it.
+NO_SOCKET_ACTIVATION = ("for unit in mariadb.socket mariadb-extra.socket; do "
+                        "if systemctl cat \"$unit\" >/dev/null 2>&1; then "
+                        "systemctl disable --now \"$unit\" || exit 1; fi; done")
+
+
 def install_mariadb(c: Context, env: StageEnv) -> None:
     p = env.platform
     c.run(p.install("mariadb"))
     c.put(env.render("openstack/openstack.cnf.j2"), p.path("mariadb.cnf"))
+    c.run(NO_SOCKET_ACTIVATION)
     start_after_network_online(c, env, "mariadb")
     c.run(p.enable_and_start("mariadb"))
     c.run(wait_for_port(env.management_address, 3306))
@@ -51,6 +63,7 @@ def install_mariadb(c: Context, env: StageEnv) -> None:
 
 def verify_mariadb(c: Context, env: StageEnv) -> None:
     c.run(wait_for_port(env.management_address, 3306, seconds=5))
+    c.run("! systemctl is-enabled --quiet mariadb.socket 2>/dev/null")
     verify_after_network_online(c, env, "mariadb")
     c.run("test \"$(mysql -N -e \"SELECT COUNT(*) FROM mysql.user WHERE User=''\")\" = 0")
     c.run("test -z \"$(mysql -N -e \"SHOW DATABASES LIKE 'test'\")\"")
