@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict as St
                       ValidationError, ValidationInfo, field_validator, model_validator)
 
 from vmlab.errors import ProfileError
+from vmlab.platforms import DISTROS, RELEASES
 from vmlab.names import check_hypervisor_name, check_name, check_port_group
 from vmlab.profilefiles import (deep_merge, file_defining, find_profile, format_loc,
                                 resolve_chain)
@@ -36,9 +37,16 @@ Bool = Annotated[bool, StrictType()]
 MAX_MEMORY_MIB = 4 * 1024 * 1024
 
 #: Guest platform -> the install methods that make it (an image is Debian's mmdebstrap, the
-#: kickstart is CentOS's) and the OpenStack releases its packages are (the first: default).
-PLATFORM_INSTALLS = {"centos7": ("kickstart",), "debian12": ("image",)}
-PLATFORM_RELEASES = {"centos7": ("newton",), "debian12": ("zed",)}
+#: kickstart is CentOS's) and the OpenStack releases its packages are (the first: default),
+#: from the distribution table (vmlab.platforms).
+PLATFORM_INSTALLS = {d.name: d.install_methods for d in DISTROS.values()}
+PLATFORM_RELEASES = {d.name: d.releases for d in DISTROS.values()}
+#: The Debian suites an image can be built from: those of the table's distributions.
+IMAGE_SUITES = {d.codename: d.name for d in DISTROS.values()
+                if d.codename is not None and "image" in d.install_methods}
+PlatformName = Literal[tuple(DISTROS)]  # type: ignore[valid-type]
+ReleaseName = Literal[tuple(RELEASES)]  # type: ignore[valid-type]
+SuiteName = Literal[tuple(IMAGE_SUITES)]  # type: ignore[valid-type]
 
 
 def _debian_package(value: str) -> str:
@@ -107,7 +115,7 @@ class ImageInstall(Strict):
     """Build the guest disk from Debian packages (mmdebstrap) and boot its kernel directly."""
 
     method: Literal["image"]
-    suite: Literal["bookworm"] = "bookworm"
+    suite: SuiteName = "bookworm"
     packages: tuple[DebianPackage, ...] = ()
     mirror: str | None = None
 
@@ -286,7 +294,7 @@ class OpenStack(Strict):
     """Settings of the OpenStack stages: the manual's environment and its services."""
 
     #: Default: the release of the platform's packages (PLATFORM_RELEASES).
-    release: Literal["newton", "zed"] = "newton"
+    release: ReleaseName = "newton"
     region: str = "RegionOne"
     #: CentOS mirror: the vault (default: the release mirrors are gone), the manual's
     #: aliyun mirror, or a custom base URL in mirror_url.
@@ -330,7 +338,7 @@ class Profile(Strict):
     stages: tuple[StageEntry, ...] = ()
     snapshots: Snapshots = Snapshots()
     #: The guest's distribution, for the stages' platform seam.
-    platform: Literal["centos7", "debian12"] = "debian12"
+    platform: PlatformName = "debian12"
     openstack: OpenStack = OpenStack()
     #: Names of the secrets generated per lab (e.g. ``root``, ``admin``).
     secrets: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
@@ -402,6 +410,13 @@ def consistency_problems(profile: Profile) -> list[tuple[tuple[Any, ...], str]]:
                          f"{profile.platform} guest (an image is Debian's, a kickstart "
                          f"CentOS's); platform {profile.platform} installs by "
                          + " or ".join(repr(m) for m in methods)))
+    suite = getattr(profile.install, "suite", None)
+    if (suite is not None and profile.install.method in methods
+            and IMAGE_SUITES[suite] != profile.platform):
+        problems.append((("install", "suite"),
+                         f"suite {suite!r} builds a {IMAGE_SUITES[suite]} guest, not the "
+                         f"profile's {profile.platform}; platform {profile.platform} is "
+                         f"{DISTROS[profile.platform].codename!r}"))
     releases = PLATFORM_RELEASES[profile.platform]
     if profile.openstack.release not in releases:
         problems.append((("openstack", "release"),
