@@ -102,5 +102,9 @@ _DEBIAN = dict(
 
 DEBIAN12 = Distro(name="debian12", title="Debian 12", codename="bookworm",
                   releases=("zed",), **_DEBIAN)  # type: ignore[arg-type]
+#: trixie's own archive packages OpenStack 2025.1 (Keystone 27, Glance 30) with MariaDB
+#: 11.8 and RabbitMQ 4.0
+DEBIAN13 = Distro(name="debian13", title="Debian 13", codename="trixie",
+                  releases=("epoxy",), **_DEBIAN)  # type: ignore[arg-type]
 
-DISTROS: dict[str, Distro] = {d.name: d for d in (CENTOS7, DEBIAN12)}
+DISTROS: dict[str, Distro] = {d.name: d for d in (CENTOS7, DEBIAN12, DEBIAN13)}

@@ -35,5 +35,7 @@ NEWTON = Release("newton", "Newton (2016)", keystone_admin_port=35357, glance_re
                  keystone_paste_pipeline=True, authtoken_uri_option="auth_uri")
 ZED = Release("zed", "Zed (2022)", keystone_admin_port=5000, glance_registry=False,
               keystone_paste_pipeline=False, authtoken_uri_option="www_authenticate_uri")
+EPOXY = Release("epoxy", "2025.1 Epoxy", keystone_admin_port=5000, glance_registry=False,
+                keystone_paste_pipeline=False, authtoken_uri_option="www_authenticate_uri")
 
-RELEASES: dict[str, Release] = {r.name: r for r in (NEWTON, ZED)}
+RELEASES: dict[str, Release] = {r.name: r for r in (NEWTON, ZED, EPOXY)}
