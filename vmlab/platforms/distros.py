@@ -10,7 +10,8 @@ CENTOS7 = Distro(
     name="centos7",
     title="CentOS 7",
     codename=None,
-    packaging=Yum(mirror_template="openstack/centos-base.repo.j2"),
+    packaging=Yum(mirror_template="openstack/centos-base.repo.j2",
+                  repo_variables={"basearch": "x86_64", "arch": "x86_64", "releasever": "7"}),
     packages={
         Pkg.NET_TOOLS: ("net-tools",),
         Pkg.CHRONY: ("chrony",),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shlex
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from vmlab.platforms.steps import Put, Run, Step
 
@@ -57,6 +58,8 @@ class Yum(PackageManager):
     #: the repo files of the release packages: centos-release (CentOS-Base.repo, ...) and
     #: the SIGs' (CentOS-OpenStack-newton.repo, CentOS-Ceph-Jewel.repo, CentOS-QEMU-EV.repo)
     stock_repos: str = "/etc/yum.repos.d/CentOS-*.repo"
+    #: yum's variables in repo URLs, as the guest expands them (preflight checks the URLs)
+    repo_variables: Mapping[str, str] = field(default_factory=dict)
 
     def install(self, names: tuple[str, ...] | list[str],
                 disable_repos: tuple[str, ...] = ()) -> str:
