@@ -119,3 +119,30 @@ def test_an_image_suite_of_another_distribution_is_a_profile_error(tmp_path):
     with pytest.raises(ProfileError) as raised:
         load_profile(str(path))
     assert f"suite {second.codename!r} builds a {second.name} guest" in str(raised.value.problems)
+
+
+def test_a_profile_without_release_or_suite_takes_its_platforms(tmp_path):
+    base = tmp_path / "base.yaml"  # the image profile with neither given
+    base.write_text(BASE["image"].read_text().replace("  release: zed\n", "")
+                    .replace("  suite: bookworm\n", ""))
+    for distro in (d for d in DISTROS.values() if d.codename):
+        path = tmp_path / f"{distro.name}.yaml"
+        path.write_text(f"extends: {base}\nname: bare-{distro.name}\nplatform: {distro.name}\n")
+        profile = load_profile(str(path)).profile
+        assert profile.openstack.release == distro.releases[0]
+        assert profile.install.suite == distro.codename
+
+
+def test_the_package_managers_check_what_is_installed_in_their_own_terms():
+    apt, yum = DISTROS["debian12"].packaging, DISTROS["centos7"].packaging
+    assert apt.installed(["a", "b"]) == (
+        "dpkg-query -W -f='${Status}' a | grep -q 'install ok installed' && "
+        "dpkg-query -W -f='${Status}' b | grep -q 'install ok installed'")
+    assert yum.installed(["a", "b"]) == "rpm -q a b >/dev/null"
+    with pytest.raises(ValueError):
+        yum.preseed("openstack/debconf-keystone.j2")
+
+
+def test_a_role_a_distribution_lacks_is_named_in_the_error():
+    with pytest.raises(KeyError, match="CentOS 7 has no service for 'keystone-packaged'"):
+        DISTROS["centos7"].service(Svc.KEYSTONE_PACKAGED)

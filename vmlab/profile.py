@@ -351,13 +351,18 @@ class Profile(Strict):
     @model_validator(mode="before")
     @classmethod
     def _release_of_platform(cls, data: Any) -> Any:
-        """Without openstack.release, the release the platform's packages are."""
+        """Without openstack.release, the release the platform's packages are; without
+        install.suite (an image), the platform's Debian suite."""
         if isinstance(data, dict):
             platform = data.get("platform", cls.model_fields["platform"].default)
-            releases = PLATFORM_RELEASES.get(platform) if isinstance(platform, str) else None
+            distro = DISTROS.get(platform) if isinstance(platform, str) else None
             settings = data.get("openstack", {})
-            if releases and isinstance(settings, dict) and "release" not in settings:
-                data = {**data, "openstack": {**settings, "release": releases[0]}}
+            if distro and isinstance(settings, dict) and "release" not in settings:
+                data = {**data, "openstack": {**settings, "release": distro.releases[0]}}
+            install = data.get("install")
+            if (distro and distro.codename and isinstance(install, dict)
+                    and install.get("method") == "image" and "suite" not in install):
+                data = {**data, "install": {**install, "suite": distro.codename}}
         return data
 
     @model_validator(mode="after")
