@@ -15,6 +15,8 @@ import pytest
 
 from tests.handmade_labs import RUNNING, node_file, state_v2, vm_xml, write_profile
 from tests.lab_harness import REPO
+from tests.scripted_guest import ScriptedGuest
+from vmlab import guestaccess
 
 
 def named_commands(text: str) -> list[str]:
@@ -153,12 +155,11 @@ def test_commands_on_a_lab_work_from_its_state_when_the_profile_broke_or_moved(
     assert vmlab_cli("snapshots", "--lab", "t1").code == 0
     config = vmlab_cli("ssh-config", "--lab", "t1")
     assert config.code == 0 and "User operator" in config.out and "Port 40022" in config.out
-    waited = []
-    monkeypatch.setattr("vmlab.lab.Lab.wait_for_ssh",
-                        lambda self, ref, set_clock=False: waited.append(ref.name))
-    rollback = vmlab_cli("rollback", "b", "--lab", "t1")
+    guest = ScriptedGuest()
+    with guestaccess.using(guest):
+        rollback = vmlab_cli("rollback", "b", "--lab", "t1")
     assert rollback.code == 0, rollback
-    assert waited == ["vmlab-t1"]  # no guest here: the wait for SSH is the only thing faked
+    assert guest.waits == [None]  # the guest answered before rollback returned
     saved = json.loads((home.labs / "t1" / "state.json").read_text())
     assert [s["status"] for s in saved["stages"]] == ["done", "pending"]
     destroy = vmlab_cli("destroy", "--lab", "t1", "--yes")
@@ -239,8 +240,8 @@ def test_a_version_1_lab_keeps_working_and_is_saved_as_version_3(home, vmlab_cli
     status = json.loads(vmlab_cli("status", "--lab", "t1", "--json").out)
     assert status["ssh"]["user"] == "admin"  # from the profile, which still names that VM's host
     assert status["next"] == "vmlab rollback b --lab t1 && vmlab resume --lab t1"
-    monkeypatch.setattr("vmlab.lab.Lab.wait_for_ssh", lambda self, ref, set_clock=False: None)
-    assert vmlab_cli("rollback", "b", "--lab", "t1").code == 0
+    with guestaccess.using(ScriptedGuest()):
+        assert vmlab_cli("rollback", "b", "--lab", "t1").code == 0
     saved = json.loads((home.labs / "t1" / "state.json").read_text())
     assert saved["schema_version"] == 3
     assert saved["hypervisor"] == {"kind": "libvirt", "uri": uri, "pool": "vmlab"}

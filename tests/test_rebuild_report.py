@@ -97,14 +97,17 @@ def test_a_run_with_a_report_dir_is_listed_and_never_pruned_from_there(home, vml
 
 def test_a_failed_stage_run_reports_matching_counts(home, tmp_path):
     """A run's report from a lab whose last stage failed: _collect and junit_xml together."""
+    from vmlab.attempts import StageAttempt
     from vmlab.rebuild import _collect
 
     home.lab("t1", state_v2("t1", "test:///x.xml", {"a": "done", "b": "failed", "c": "pending"}))
+    ran = [StageAttempt("a", 1, True, 1.0, None),
+           StageAttempt("b", 1, False, 2.0, None, failure={"message": "it broke"})]
     run = RunReport(lab="t1", profile="t1", mode="from scratch",
                     started="2026-01-01T00:00:00+00:00", status="failed", driver="libvirt")
     out = tmp_path / "run"
     out.mkdir()
-    _collect(run, "t1", ["a", "b", "c"], {}, None, out, total=3.0)
+    _collect(run, "t1", ["a", "b", "c"], ran, None, out, total=3.0)
     suite = assert_counts_match_testcases((out / "junit.xml").read_bytes())
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
     assert {p.get("name"): p.get("value") for p in suite.iter("property")}["acceleration"] == "tcg"

@@ -1,11 +1,10 @@
 """Provisioning that knows what changed, on hand-made labs (libvirt's test driver; the
-guest's commands go to a recording session): fingerprints recorded as stages run, status
+guest a scripted one, reached through the GuestAccess seam): fingerprints recorded as stages run, status
 marking changed and stale stages (from the drift key alone while no file changed), `vmlab
 diff`, provision rolling back to the first changed stage (asked, --yes, --no-rollback),
 nothing changed is nothing done, and --on-error."""
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -19,35 +18,11 @@ import pytest
 
 from tests.handmade_labs import RUNNING, Home, node_file, state_v2, vm_xml
 from tests.handmade_labs import write_profile as handmade_profile
+from tests.scripted_guest import ScriptedGuest
 from tests.test_cli_imports import loaded
-from vmlab import driftkey
-from vmlab.errors import RemoteCommandFailed
-from vmlab.plan import PlannedResult
+from vmlab import driftkey, guestaccess
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-class Guest:
-    """Stands in for the SSH session: records each command; a command holding `exit 7`
-    fails as a guest command would."""
-
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def run(self, command, *, check=True, env=None, input=None, timeout=None, hide=False):
-        self.commands.append(command)
-        if "exit 7" in command and check:
-            raise RemoteCommandFailed(command, 7, "out of the guest\n", "it broke\n")
-        return PlannedResult()
-
-    def put(self, content, path, mode=0o644):
-        self.commands.append(f"put {path}")
-
-    def upload(self, local_path, path, mode=0o644):
-        self.commands.append(f"upload {path}")
-
-    def exists(self, path):
-        return False
 
 
 def write_profile(path: Path, uri: str, *, a: str = "echo a", b: str = "echo b") -> Path:
@@ -65,20 +40,14 @@ def lab(home: Home, tmp_path, monkeypatch, vmlab_cli):
     state = state_v2("t1", uri, {"a": "pending", "b": "pending"}, profile_path=str(profile))
     state["snapshots"] = {"mode": "live"}
     home.lab("t1", state)
-    guest = Guest()
-
-    @contextlib.contextmanager
-    def session(self, ref, log_path, on_command=None):
-        yield guest
-
-    monkeypatch.setattr("vmlab.lab.Lab.session", session)
-    monkeypatch.setattr("vmlab.lab.Lab.wait_for_ssh", lambda self, ref, set_clock=False: None)
+    guest = ScriptedGuest(failures={"exit 7": -1})
     monkeypatch.setattr("vmlab.cli.stagerun.interactive", lambda: False)
-    first = vmlab_cli("provision", "--lab", "t1")
-    assert first.code == 0, first
-    assert guest.commands == ["echo a", "echo b"]
-    guest.commands.clear()
-    return {"profile": profile, "uri": uri, "guest": guest, "home": home}
+    with guestaccess.using(guest):
+        first = vmlab_cli("provision", "--lab", "t1")
+        assert first.code == 0, first
+        assert guest.commands == ["echo a", "echo b"]
+        guest.commands.clear()
+        yield {"profile": profile, "uri": uri, "guest": guest, "home": home}
 
 
 def aged(path: Path, seconds: int) -> None:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from vmlab import drivers, labview, paths
+from vmlab import drivers, guestaccess, labview, paths
 from vmlab.drivers.base import Driver, PowerState, Snapshot, VMRef
+from vmlab.guestaccess import GuestAccess
 from vmlab.errors import (DriverError, InfrastructureError, NotFound, NotOwned,
                           RemoteCommandFailed, SnapshotExists, SnapshotFailed, StageFailed,
                           StateError, UsageError, VmlabError)
@@ -66,6 +67,8 @@ class Lab:
     stages: list[Stage]
     driver: Driver
     progress: Progress
+    #: How the guest is reached: SSH, or a scripted guest in the fast tests.
+    guest: GuestAccess = dataclasses.field(default_factory=guestaccess.default)
     #: The stages' fingerprints as the profile is now (see vmlab.fingerprint), recorded
     #: with each stage as it runs.
     prints: dict[str, "StagePrint"] = dataclasses.field(default_factory=dict)
@@ -118,18 +121,14 @@ class Lab:
                       jump=endpoint.jump)
 
     def wait_for_ssh(self, ref: VMRef, *, set_clock: bool = False) -> None:
-        from vmlab.remote import wait_for_ssh
-
         with self.progress.waiting(f"waiting for SSH on {self.state.vm_name}") as update:
-            wait_for_ssh(self.target(ref), timeout=BOOT_TIMEOUT, progress=update,
-                         then=_set_guest_clock if set_clock else None)
+            self.guest.wait_ready(self.target(ref), timeout=BOOT_TIMEOUT, progress=update,
+                                  then=_set_guest_clock if set_clock else None)
 
     @contextlib.contextmanager
     def session(self, ref: VMRef, log_path: Path | None,
                 on_command: CommandWatcher | None = None) -> Iterator:
-        from vmlab.remote import open_session
-
-        session = open_session(
+        session = self.guest.open(
             self.target(ref), log_path=log_path, secrets=self.secrets.values(),
             command_timeout=self.state.ssh.command_timeout_minutes * 60,
             on_command=on_command)
@@ -244,11 +243,9 @@ class Lab:
     def reboot_wait(self, ref: VMRef, boot_id: str) -> None:
         """After a reboot was asked for: wait until SSH answers from a new boot (a boot id
         other than ``boot_id``, read before the reboot) whose services have settled."""
-        from vmlab.remote import wait_for_ssh
-
         with self.progress.waiting(f"waiting for {self.state.vm_name} to reboot") as update:
-            wait_for_ssh(self.target(ref), timeout=BOOT_TIMEOUT, progress=update,
-                         after_boot=boot_id)
+            self.guest.wait_ready(self.target(ref), timeout=BOOT_TIMEOUT, progress=update,
+                                  after_boot=boot_id)
 
 
 # -- opening labs ---------------------------------------------------------------------------
@@ -262,14 +259,16 @@ def open_driver(hypervisor: Hypervisor) -> Driver:
 
 @contextlib.contextmanager
 def open_lab(lab: str | None, command: str, progress: Progress = QUIET,
-             *, lock: bool = True, with_stages: bool = False) -> Iterator[Lab]:
+             *, lock: bool = True, with_stages: bool = False,
+             guest: GuestAccess | None = None) -> Iterator[Lab]:
     """Load the lab's state, connect to the hypervisor it records, and reconcile.
 
     Commands that change the lab take its lock (``lock=True``); read-only ones (a rebuild's
     report) do not, so they work while a long provision runs (status, snapshots and ssh do
     not open the lab at all: vmlab.labview). Only commands that
     run stages (``with_stages``) read the lab's profile: everything else works from the
-    state, whatever became of the profile file.
+    state, whatever became of the profile file. ``guest``: how the guest is reached
+    (default: guestaccess.default(), SSH).
     """
     files = LabFiles(resolve_lab_name(lab))
     files.load()  # NotFound before taking a lock in a directory that does not exist
@@ -282,7 +281,8 @@ def open_lab(lab: str | None, command: str, progress: Progress = QUIET,
             stages = resolve_stages(loaded)
             follow_stage_list(state, [s.name for s in stages], loaded, progress)
         with open_driver(state.hypervisor) as driver:
-            lab_obj = Lab(files, state, loaded, stages, driver, progress)
+            lab_obj = Lab(files, state, loaded, stages, driver, progress,
+                          guest=guest or guestaccess.default())
             if lock:
                 _reconcile_interrupted(lab_obj)
             yield lab_obj
@@ -330,7 +330,7 @@ class _RedactingFormatter(logging.Formatter):
 
 def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
            seed_passwords: str | None = None, progress: Progress = QUIET,
-           check_urls: bool = True) -> str:
+           check_urls: bool = True, guest: GuestAccess | None = None) -> str:
     """Build the VM, bring its OS up, take the first stage's snapshot, then provision.
 
     Everything `vmlab plan` checks is checked first, then the preflight (the URL checks
@@ -352,7 +352,8 @@ def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
     with files.lock("create"), _lab_log(files):
         _refuse_existing(files)  # made by another create while this one waited
         try:
-            _create_locked(files, loaded, stages, name, seed_passwords, progress)
+            _create_locked(files, loaded, stages, name, seed_passwords, progress,
+                           guest or guestaccess.default())
         except BaseException as exc:
             kept = _remove_lab_dir(files, exc)
             if isinstance(exc, VmlabError):
@@ -363,7 +364,7 @@ def create(profile_name: str, lab: str | None = None, *, provision: bool = True,
     if provision:
         from vmlab.reconcile import run_provision
 
-        run_provision(name, progress=progress)
+        run_provision(name, progress=progress, guest=guest)
     return name
 
 
@@ -393,7 +394,8 @@ def _refuse_existing(files: LabFiles) -> None:
 
 
 def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], name: str,
-                   seed_passwords: str | None, progress: Progress) -> None:
+                   seed_passwords: str | None, progress: Progress,
+                   guest: GuestAccess) -> None:
     """Networks first, then the install media and server (which listens on the provider
     network's address, so only once that network runs), then the VM. A failure removes
     the networks made here with everything else."""
@@ -424,7 +426,7 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
                     ref = driver.create(spec, progress=update)
                 made_networks = []  # the VM owns them now: destroying it removes them
                 _install_and_snapshot(files, loaded, stages, name, driver, ref, prepared,
-                                      progress)
+                                      progress, guest)
         except BaseException:
             driver.remove_networks(made_networks)
             raise
@@ -432,7 +434,7 @@ def _create_locked(files: LabFiles, loaded: LoadedProfile, stages: list[Stage], 
 
 def _install_and_snapshot(files: LabFiles, loaded: LoadedProfile, stages: list[Stage],
                           name: str, driver: Driver, ref: VMRef, prepared,
-                          progress: Progress) -> None:
+                          progress: Progress, guest: GuestAccess) -> None:
     """Boot the new VM, install its OS, take the first snapshot and save the lab's state;
     on failure remove the VM and everything made for it."""
     from vmlab import install
@@ -447,7 +449,7 @@ def _install_and_snapshot(files: LabFiles, loaded: LoadedProfile, stages: list[S
                          acceleration=driver.acceleration(), created=now(),
                          stages=[StageRecord(name=s.name) for s in stages])
         files.known_hosts.unlink(missing_ok=True)
-        lab = Lab(files, state, loaded, stages, driver, progress)
+        lab = Lab(files, state, loaded, stages, driver, progress, guest=guest)
         progress.step(f"starting {ref.name} ({state.acceleration})")
         install.run_install(driver, ref, prepared, progress)
         lab.wait_for_ssh(ref)
@@ -490,7 +492,8 @@ def _remove_lab_dir(files: LabFiles, exc: BaseException) -> Path:
     return kept
 
 
-def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) -> None:
+def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET,
+             guest: GuestAccess | None = None) -> None:
     """Revert to the snapshot taken just before ``stage`` and mark it and later stages pending.
 
     Works from the lab's state alone (its stage list and the hypervisor it records); the
@@ -498,7 +501,7 @@ def rollback(stage: str, lab: str | None = None, *, progress: Progress = QUIET) 
     """
     name = resolve_lab_name(lab)
     LabFiles(name).load().stage(stage)  # NotFound naming the stages there are
-    with open_lab(name, f"rollback {stage}", progress) as lab_obj:
+    with open_lab(name, f"rollback {stage}", progress, guest=guest) as lab_obj:
         rollback_locked(lab_obj, lab_obj.ref(), stage, progress)
         progress.step(f"rolled back to just before {stage}; `vmlab resume` runs it again")
 

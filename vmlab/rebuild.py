@@ -22,8 +22,10 @@ from pathlib import Path
 import filelock
 
 from vmlab import __version__, lab as labs, paths, reconcile
-from vmlab.errors import (EXIT_FAILED, EXIT_OK, LabLocked, NotFound, RemoteCommandFailed,
-                          StageFailed, UsageError, VmlabError)
+from vmlab.attempts import StageAttempt
+from vmlab.errors import (EXIT_FAILED, EXIT_OK, LabLocked, NotFound, StageFailed, UsageError,
+                          VmlabError)
+from vmlab.guestaccess import GuestAccess
 from vmlab.names import check_lab_name
 from vmlab.progress import Progress
 from vmlab.redaction import redact
@@ -69,7 +71,8 @@ def runs_dir(lab: str) -> Path:
 
 def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = None,
             retries: int = 0, report_dir: Path | None = None, keep_runs: int | None = None,
-            changed: bool = False, progress: Progress) -> RunReport:
+            changed: bool = False, progress: Progress,
+            guest: GuestAccess | None = None) -> RunReport:
     """Rebuild the lab from scratch, replay it from ``from_stage``, or (``changed``) run it
     again from the first stage whose plan changed since it ran, reusing the stages before
     it (from scratch when the lab does not exist)."""
@@ -107,20 +110,21 @@ def rebuild(profile: str, lab: str | None = None, *, from_stage: str | None = No
                            driver=loaded.profile.hypervisor.kind,
                            run_dir=str(run_dir.resolve()))
         clock = time.monotonic()
+        attempts: list[StageAttempt] = []
         try:
-            attempts_before = _run(name, profile, loaded.profile.stage_names, from_stage,
-                                   retries, progress, changed=changed)
-            report.status, report.exit_code = "passed", EXIT_OK
-        except StageFailed as exc:
-            attempts_before = getattr(exc, "attempts_before", {})
-            report.status, report.exit_code, report.error = "failed", EXIT_FAILED, exc.message
+            failure = _run(name, profile, from_stage, retries, progress, attempts,
+                           changed=changed, guest=guest)
+            if failure is None:
+                report.status, report.exit_code = "passed", EXIT_OK
+            else:
+                report.status, report.exit_code = "failed", EXIT_FAILED
+                report.error = failure.message
         except VmlabError as exc:
-            attempts_before = {}
             report.status, report.exit_code, report.error = "error", exc.exit_code, exc.message
             report.problems = list(getattr(exc, "problems", []))
             report.hint = exc.hint
         report.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        _collect(report, name, loaded.profile.stage_names, attempts_before, from_stage, run_dir,
+        _collect(report, name, loaded.profile.stage_names, attempts, from_stage, run_dir,
                  total=time.monotonic() - clock)
         if record_dir != run_dir:  # so that `vmlab runs` lists it too
             write_atomic(record_dir / "run.json", (run_dir / "run.json").read_bytes(), 0o644)
@@ -142,65 +146,62 @@ def _check_replay(name: str, from_stage: str, stages: list[str]) -> None:
                                                "--from)")
 
 
-def _run(name: str, profile: str, stages: list[str], from_stage: str | None, retries: int,
-         progress: Progress, *, changed: bool = False) -> dict[str, int]:
-    """Build or replay the lab; retry a failed stage after rolling it back."""
+def _run(name: str, profile: str, from_stage: str | None, retries: int, progress: Progress,
+         attempts: list[StageAttempt], *, changed: bool = False,
+         guest: GuestAccess | None = None) -> StageFailed | None:
+    """Build or replay the lab; retry a failed stage after rolling it back. Every stage run
+    is added to ``attempts`` as it ends; returns the failure that ended the run, if any."""
     files = LabFiles(name)
-    if changed:  # provision rolls back to the first changed stage by itself
-        attempts_before = {r.name: r.attempts for r in files.load().stages}
-    elif from_stage is not None:
-        attempts_before = {r.name: r.attempts for r in files.load().stages}
-        labs.rollback(from_stage, name, progress=progress)
-    else:
+    if from_stage is not None and not changed:
+        labs.rollback(from_stage, name, progress=progress, guest=guest)
+    elif not changed:  # provision rolls back to the first changed stage by itself
         if files.exists():
             progress.step(f"destroying the previous lab {name}")
             try:
                 labs.destroy(name, progress=progress)
             except NotFound:
                 labs.forget(name)
-        labs.create(profile, name, provision=False, progress=progress)
-        attempts_before = {}
+        labs.create(profile, name, provision=False, progress=progress, guest=guest)
     retried: dict[str, int] = {}
     while True:
-        try:
-            reconcile.run_provision(name, progress=progress)
-            return attempts_before
-        except StageFailed as exc:
-            retried[exc.stage] = retried.get(exc.stage, 0) + 1
-            if retried[exc.stage] > retries:
-                exc.attempts_before = attempts_before  # type: ignore[attr-defined]
-                _save_failure(name, exc)
-                raise
-            progress.warn(f"stage {exc.stage} failed; rolling it back for retry "
-                          f"{retried[exc.stage]} of {retries}")
-            _save_failure(name, exc)
-            labs.rollback(exc.stage, name, progress=progress)
+        result = reconcile.run_provision(name, progress=progress, raise_failure=False,
+                                         guest=guest)
+        attempts.extend(result.attempts)
+        failure = result.failed
+        if failure is None:
+            return None
+        retried[failure.stage] = retried.get(failure.stage, 0) + 1
+        if retried[failure.stage] > retries:
+            return failure
+        progress.warn(f"stage {failure.stage} failed; rolling it back for retry "
+                      f"{retried[failure.stage]} of {retries}")
+        labs.rollback(failure.stage, name, progress=progress, guest=guest)
 
 
-def _failures_file(name: str) -> Path:
-    return LabFiles(name).root / "failures.json"
+def _stage_result(stage_name: str, mine: list[StageAttempt], record, skipped: bool,
+                  mode: str) -> StageResult:
+    """A stage's line in the report: from this run's attempts at it, or (none) from what
+    the state says of it."""
+    result = StageResult(name=stage_name, status="not-run", attempts=len(mine),
+                         snapshot=stage_name)
+    if mine:
+        last = mine[-1]
+        result.duration = last.duration
+        result.status = ("failed" if not last.passed else
+                         "flaky" if len(mine) > 1 else "passed")
+        failures = [a.failure for a in mine if a.failure is not None]
+        result.failure = failures[-1] if failures else None
+    elif record is not None and record.status == "done":
+        result.duration = record.duration or 0.0
+        result.status = "reused" if mode == "changed" and not skipped else "skipped"
+    elif skipped:
+        result.status = "skipped"
+    return result
 
 
-def _save_failure(name: str, exc: StageFailed) -> None:
-    """Keep what each failed attempt said, for the report (the state keeps only the last)."""
-    path = _failures_file(name)
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    cause: RemoteCommandFailed | None = exc.cause
-    data.setdefault(exc.stage, []).append({
-        "message": exc.message, "log": exc.log_path,
-        "command": cause.command if cause else None,
-        "exit_code": cause.returncode if cause else None,
-        "stdout_tail": cause.stdout_tail if cause else "",
-        "stderr_tail": cause.stderr_tail if cause else ""})
-    write_atomic(path, json.dumps(data, indent=2).encode())
-
-
-def _collect(report: RunReport, name: str, stages: list[str], attempts_before: dict[str, int],
+def _collect(report: RunReport, name: str, stages: list[str], attempts: list[StageAttempt],
              from_stage: str | None, run_dir: Path, total: float) -> None:
     files = LabFiles(name)
-    failures_path = _failures_file(name)
-    failures = json.loads(failures_path.read_text()) if failures_path.is_file() else {}
-    failures_path.unlink(missing_ok=True)
     secrets = files.load_secrets().values() if files.root.is_dir() else []
     try:
         state = files.load() if files.exists() else None
@@ -212,24 +213,12 @@ def _collect(report: RunReport, name: str, stages: list[str], attempts_before: d
     logs_dir.mkdir(exist_ok=True)
     first = stages.index(from_stage) if from_stage else 0
     for index, stage_name in enumerate(stages):
+        mine = [a for a in attempts if a.stage == stage_name]
         record = state.stage(stage_name) if state else None
-        attempts = (record.attempts - attempts_before.get(stage_name, 0)) if record else 0
-        duration = (record.duration or 0.0) if record else 0.0
-        result = StageResult(name=stage_name, status="not-run", attempts=max(attempts, 0),
-                             snapshot=stage_name, duration=duration)
-        if report.mode == "changed" and record and record.status == "done" and attempts == 0:
-            result.status = "reused"
-        elif index < first or (record and record.status == "done" and attempts == 0):
-            result.status = "skipped"
-        elif record and record.status == "done":
-            result.status = "flaky" if attempts > 1 else "passed"
-        elif record and record.status == "failed":
-            result.status = "failed"
-        if stage_name in failures:
-            result.failure = failures[stage_name][-1]
-        if record and record.log:
-            stem = Path(record.log).name.rsplit("-", 1)[0]
-            for log in sorted(Path(record.log).parent.glob(f"{stem}-*.log")):
+        result = _stage_result(stage_name, mine, record, index < first, report.mode)
+        for attempt in mine:
+            log = Path(attempt.log) if attempt.log else None
+            if log is not None and log.is_file():
                 target = logs_dir / log.name
                 target.write_text(redact(log.read_text(errors="replace"), secrets))
                 result.logs.append(str(target))

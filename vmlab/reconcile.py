@@ -12,7 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from vmlab.errors import UsageError
+from vmlab import attempts
+from vmlab.attempts import StageAttempt
+from vmlab.errors import StageFailed, UsageError
+from vmlab.guestaccess import GuestAccess
 from vmlab.lab import Lab, rollback_locked, open_lab
 from vmlab.names import COMPLETE
 from vmlab.progress import QUIET, Progress
@@ -27,6 +30,10 @@ class ProvisionResult:
     rolled_back_to: str | None = None
     ran: list[str] = dataclasses.field(default_factory=list)
     noop: bool = False
+    #: Every stage run, in order, with its outcome.
+    attempts: list[StageAttempt] = dataclasses.field(default_factory=list)
+    #: The stage failure that stopped it (only with ``raise_failure=False``).
+    failed: StageFailed | None = None
 
 
 #: Asked before a provision rolls back to the first changed stage: (that stage, the stages
@@ -36,7 +43,8 @@ ConfirmRollback = Callable[[str, list[str]], bool]
 
 def run_provision(lab: str | None = None, *, progress: Progress = QUIET,
                   confirm: ConfirmRollback | None = None,
-                  rollback_changed: bool = True) -> ProvisionResult:
+                  rollback_changed: bool = True, raise_failure: bool = True,
+                  guest: GuestAccess | None = None) -> ProvisionResult:
     """Run every stage that is not done, each after its snapshot; then snapshot `complete`.
 
     First, reconcile: when a stage that ran would now run something else (its fingerprint
@@ -44,12 +52,15 @@ def run_provision(lab: str | None = None, *, progress: Progress = QUIET,
     first such stage and run from there, once ``confirm`` (if given) agrees.
     ``rollback_changed=False`` runs only the pending stages, whatever changed. A lab whose
     stages are all done and unchanged is left alone: one look at its snapshots.
+
+    A stage that fails stops the run: StageFailed is raised, or with ``raise_failure=False``
+    returned in the result with the attempts made (a rebuild reports them all).
     """
     from vmlab.fingerprint import drifts, first_changed, stage_prints
 
     result = ProvisionResult()
     reading = time.time_ns()  # before the profile is read: see driftkey.settled_key
-    with open_lab(lab, "provision", progress, with_stages=True) as lab_obj:
+    with open_lab(lab, "provision", progress, with_stages=True, guest=guest) as lab_obj:
         assert lab_obj.loaded is not None
         prints = stage_prints(lab_obj.name, lab_obj.loaded)
         lab_obj.prints = {p.stage: p for p in prints}
@@ -90,7 +101,15 @@ def run_provision(lab: str | None = None, *, progress: Progress = QUIET,
                 continue
             _snapshot_before(lab_obj, ref, record.name, f"before stage {record.name}",
                              result.ran)
-            lab_obj.run_stage(ref, by_name[record.name], record)
+            try:
+                lab_obj.run_stage(ref, by_name[record.name], record)
+            except StageFailed as exc:
+                result.attempts.append(attempts.failed(record, exc))
+                if raise_failure:
+                    raise
+                result.failed = exc
+                return result
+            result.attempts.append(attempts.passed(record))
             result.ran.append(record.name)
         _snapshot_before(lab_obj, ref, COMPLETE, "every stage done", result.ran)
     return result
