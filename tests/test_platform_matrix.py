@@ -146,3 +146,15 @@ def test_the_package_managers_check_what_is_installed_in_their_own_terms():
 def test_a_role_a_distribution_lacks_is_named_in_the_error():
     with pytest.raises(KeyError, match="CentOS 7 has no service for 'keystone-packaged'"):
         DISTROS["centos7"].service(Svc.KEYSTONE_PACKAGED)
+
+
+def test_no_stage_or_template_names_a_platform_or_release():
+    """What differs is asked of the tables; a name in a stage is a branch on it."""
+    names = [*DISTROS, *RELEASES]
+    sources = [*(REPO / "vmlab/stages").glob("*.py"), *(REPO / "vmlab/templates").rglob("*.j2")]
+    for source in sources:
+        text = source.read_text()
+        assert ".name ==" not in text and ".name !=" not in text, source
+        for name in names:
+            for quoted in (f'"{name}"', f"'{name}'", f"-{name}."):
+                assert quoted not in text, f"{source.name} names {name}"
