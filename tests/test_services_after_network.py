@@ -14,7 +14,7 @@ from vmlab.platforms import Svc, distro
 SERVICES = {"mariadb": Svc.MARIADB, "memcached": Svc.MEMCACHED}
 
 
-@pytest.mark.parametrize("profile", ["newton-aio", "zed-aio-debian12"])
+@pytest.mark.parametrize("profile", ["newton-aio", "zed-aio-debian12", "epoxy-aio-debian13"])
 @pytest.mark.parametrize("stage_name", sorted(SERVICES))
 def test_the_unit_is_ordered_after_network_online_before_it_first_starts(profile, stage_name):
     loaded = load_profile(profile)
