@@ -9,10 +9,11 @@ PYTEST_ARGS ?=
 BENCH_VENV := $(CACHE)/bench-venv
 BENCH_NOTE ?=
 
-.PHONY: help deps venv demo demo-clean test test-fast e2e-openstack bench bench-venv bench-report vcsim clean
+.PHONY: help deps venv demo demo-clean demo-netns test test-fast e2e-openstack bench bench-venv bench-report vcsim clean
 
 help:
 	@echo "make demo           build a small Debian guest and run the demo lab on local libvirt/qemu"
+	@echo "make demo-netns     the demo on libvirt NAT + isolated networks, in a network namespace"
 	@echo "make test           install what the tests need and run them (about 10 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
 	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM);"
@@ -49,6 +50,12 @@ demo: venv
 
 demo-clean: venv
 	$(BIN)/vmlab destroy --lab demo --yes
+
+# For hosts where libvirt must not add bridges, dnsmasq or NAT rules: its own libvirtd in a
+# network namespace (slirp4netns uplink), the demo-nat lab created, rolled back, resumed and
+# destroyed there. `$(BIN)/python -m tests.netns_run -- bash` gives a shell inside.
+demo-netns: venv
+	$(BIN)/python -m tests.netns_run
 
 # Two pytest runs side by side, each with its own guests (see scripts/run-tests).
 test: venv vcsim

@@ -1,7 +1,8 @@
 """Shared fixtures. Fixture modules are registered here as plugins."""
 import pytest
 
-pytest_plugins = ["tests.lab_harness", "tests.vsphere_fixtures", "tests.handmade_labs"]
+pytest_plugins = ["tests.lab_harness", "tests.netns_fixtures", "tests.vsphere_fixtures",
+                  "tests.handmade_labs"]
 
 
 @pytest.fixture(autouse=True)

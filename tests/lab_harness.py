@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.processes import stop_pid
+from tests.processes import running_here, stop_pid
 from vmlab.errors import NotFound
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def libvirtd() -> Iterator[str]:
         pytest.fail("libvirtd is not installed or not root: run `make test`, which installs it")
     rundir = Path(tempfile.mkdtemp(prefix="vmlab-daemons-"))
     started: list[int] = []
-    if subprocess.run(["pgrep", "-x", "virtlogd"], stdout=subprocess.DEVNULL).returncode != 0:
+    if not running_here("virtlogd"):  # not one in a private namespace of another test
         started.append(_start_daemon(["virtlogd", "-d"], rundir / "virtlogd.pid"))
     started.append(_start_daemon([str(START_LIBVIRTD)], rundir / "libvirtd.pid"))
     deadline = time.monotonic() + 60
@@ -118,15 +118,17 @@ def vmlab_home(tmp_path_factory) -> dict[str, str]:
 
 
 class Vmlab:
-    """Runs the real CLI in a subprocess, as an operator (or a cron job) would."""
+    """Runs the real CLI in a subprocess, as an operator (or a cron job) would; ``prefix``
+    runs it through another command (e.g. nsenter into a test's network namespace)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], prefix: tuple[str, ...] = ()) -> None:
         self.env = env
+        self.prefix = prefix
 
     def __call__(self, *args: str, expect: int | None = 0, timeout: float = 1800,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """``env``: variables added for this one command (e.g. VMLAB_SEED_PASSWORDS)."""
-        result = subprocess.run(VMLAB + list(args), env={**self.env, **(env or {})},
+        result = subprocess.run([*self.prefix, *VMLAB, *args], env={**self.env, **(env or {})},
                                 capture_output=True,
                                 text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if expect is not None and result.returncode != expect:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 
@@ -27,3 +28,19 @@ def stop_pid(pid: int, grace: float = 15.0) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def namespace_pids(pid: int | str, namespace: str = "mnt") -> list[int]:
+    """The processes in the same ``namespace`` (mnt, net, ...) as ``pid``, ``pid`` included:
+    ``pgrep --ns PID --nslist NS``. With ``pid`` our own, that is a daemon of this machine
+    and not one a test started in a private namespace (``pgrep -x virtlogd`` finds both)."""
+    result = subprocess.run(["pgrep", "--ns", str(pid), "--nslist", namespace],
+                            capture_output=True, text=True)
+    return [int(line) for line in result.stdout.split()]
+
+
+def running_here(name: str) -> bool:
+    """Whether a process named ``name`` runs in this process's mount namespace."""
+    result = subprocess.run(["pgrep", "--ns", str(os.getpid()), "--nslist", "mnt", "-x", name],
+                            stdout=subprocess.DEVNULL)
+    return result.returncode == 0

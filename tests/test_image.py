@@ -35,3 +35,41 @@ def test_seed_script_is_valid_shell():
 def test_without_name_servers_the_seed_leaves_resolv_conf_alone():
     entries = dict(seed_entries(authorized_keys="k", hostname="controller", nics=[], dns=[]))
     assert "dns" not in entries  # the seed script rewrites resolv.conf only from an entry
+
+
+def test_a_nat_nic_without_an_address_is_seeded_for_dhcp_and_ssh_goes_to_the_static_one():
+    """demo-nat: the provider NIC (NAT, no address) takes DHCP; the management NIC keeps
+    192.168.70.2, where SSH reaches the guest."""
+    from vmlab.profile import load_profile
+    from vmlab.vmspec import dhcp_macs, ssh_address, static_addresses
+
+    profile = load_profile("demo-nat").profile
+    provider, management = profile.vm.nic("provider"), profile.vm.nic("management")
+    assert dhcp_macs("lab", profile) == (provider.mac_for("lab"),)
+    entries = dict(seed_entries(authorized_keys="k", hostname="controller",
+                                nics=static_addresses("lab", profile), dns=["192.168.123.1"],
+                                dhcp=dhcp_macs("lab", profile)))
+    assert entries["network"] == (f"{management.mac_for('lab').lower()} 192.168.70.2/24\n"
+                                  f"{provider.mac_for('lab').lower()} dhcp\n")
+    assert ssh_address(profile) == "192.168.70.2"
+    # user-mode NICs: SSH goes through the forwarded port, no static address is used
+    assert ssh_address(load_profile("demo").profile) is None
+    assert dhcp_macs("lab", load_profile("demo").profile) == ()
+
+
+def test_the_dhclient_hook_keeps_the_seeds_name_servers_only_when_there_is_a_dns_entry(
+        tmp_path):
+    from vmlab.image import DHCLIENT_KEEP_DNS, SEED_DIR
+
+    def resolv_conf_written(seed_has_dns: bool) -> bool:
+        hook = DHCLIENT_KEEP_DNS.replace(SEED_DIR, str(tmp_path / "seed"))
+        if seed_has_dns:
+            (tmp_path / "seed/dns").mkdir(parents=True, exist_ok=True)
+            (tmp_path / "seed/dns/raw").write_text("nameserver 192.168.123.1\n")
+        # as dhclient-script does: its make_resolv_conf, then the enter hooks sourced
+        script = f"make_resolv_conf() {{ echo written; }}\n{hook}\nmake_resolv_conf\n"
+        out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+        return out.stdout.strip() == "written"
+
+    assert resolv_conf_written(seed_has_dns=False)
+    assert not resolv_conf_written(seed_has_dns=True)

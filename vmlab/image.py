@@ -28,9 +28,11 @@ from vmlab.errors import InfrastructureError
 from vmlab.iso import file_sha256
 
 #: Bump when the recipe below changes, so cached images are rebuilt.
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
+#: isc-dhcp-client: ifupdown's `inet dhcp` for a NIC on a libvirt NAT network (its dnsmasq)
 BASE_PACKAGES = ("systemd-sysv", "openssh-server", "linux-image-cloud-amd64", "ifupdown",
-                 "iproute2", "ca-certificates", "procps", "netbase", "less", "kmod")
+                 "iproute2", "ca-certificates", "procps", "netbase", "less", "kmod",
+                 "isc-dhcp-client")
 ROOT_LABEL = "vmlab-root"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SEED_DIR = "/sys/firmware/qemu_fw_cfg/by_name/opt/vmlab"
@@ -155,6 +157,7 @@ def _customise(root: Path, spec: ImageSpec) -> None:
            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n")
     _write(root / "usr/local/sbin/vmlab-seed", SEED_SCRIPT, mode=0o755)
     _write(root / "etc/systemd/system/vmlab-seed.service", SEED_UNIT)
+    _write(root / "etc/dhcp/dhclient-enter-hooks.d/vmlab-seed-dns", DHCLIENT_KEEP_DNS)
     wants = root / "etc/systemd/system/sysinit.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / "vmlab-seed.service").symlink_to("/etc/systemd/system/vmlab-seed.service")
@@ -175,13 +178,16 @@ def _customise(root: Path, spec: ImageSpec) -> None:
 
 def seed_entries(*, authorized_keys: str, hostname: str,
                  nics: list[tuple[str, str, int, str | None]],
-                 dns: list[str]) -> tuple[tuple[str, str], ...]:
+                 dns: list[str], dhcp: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
     """The (name, value) pairs a guest built by this module reads at boot.
 
-    ``nics``: (mac, address, prefix, gateway or None) for each NIC with a static address.
+    ``nics``: (mac, address, prefix, gateway or None) for each NIC with a static address;
+    ``dhcp``: the MACs of the NICs that take their address from DHCP.
     """
-    network = "\n".join(f"{mac.lower()} {address}/{prefix}" + (f" {gateway}" if gateway else "")
-                        for mac, address, prefix, gateway in nics)
+    lines = [f"{mac.lower()} {address}/{prefix}" + (f" {gateway}" if gateway else "")
+             for mac, address, prefix, gateway in nics]
+    lines += [f"{mac.lower()} dhcp" for mac in dhcp]
+    network = "\n".join(lines)
     entries = (("authorized_keys", authorized_keys.strip() + "\n"),
                ("hostname", hostname),
                ("network", network + "\n"))
@@ -241,6 +247,10 @@ if network=$(value network); then
         done
         [ -n "$iface" ] || { echo "vmlab-seed: no NIC with MAC $mac" >&2; continue; }
         iface=$(basename "$(dirname "$iface")")
+        if [ "$cidr" = dhcp ]; then
+            printf '\nauto %s\niface %s inet dhcp\n' "$iface" "$iface" >> "$out.new"
+            continue
+        fi
         printf '\nauto %s\niface %s inet static\n    address %s\n' \
             "$iface" "$iface" "$cidr" >> "$out.new"
         if [ -n "$gateway" ]; then printf '    gateway %s\n' "$gateway" >> "$out.new"; fi
@@ -249,4 +259,14 @@ if network=$(value network); then
 fi
 ssh-keygen -A >/dev/null
 exit 0
+"""
+
+# dhclient-script(8): an enter hook that defines make_resolv_conf replaces the function that
+# writes the lease's name servers to /etc/resolv.conf. With a `dns` seed entry (the profile's
+# or the provider network's resolver) the seed's resolv.conf stays, renewals included.
+DHCLIENT_KEEP_DNS = """\
+# Written by vmlab's image builder: keep the name servers vmlab-seed wrote.
+if [ -r """ + SEED_DIR + """/dns/raw ]; then
+    make_resolv_conf() { :; }
+fi
 """

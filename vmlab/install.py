@@ -17,7 +17,7 @@ from vmlab.drivers.base import DiskSpec, Driver, KernelBoot, PowerState, VMRef
 from vmlab.errors import InfrastructureError, WaitTimeout
 from vmlab.profile import ImageInstall, KickstartInstall, LoadedProfile
 from vmlab.progress import Progress
-from vmlab.vmspec import network_spec, static_addresses
+from vmlab.vmspec import dhcp_macs, network_spec, static_addresses
 
 if TYPE_CHECKING:
     from vmlab.installserver import InstallServer
@@ -76,7 +76,8 @@ def prepare(lab: str, loaded: LoadedProfile, public_key: str, secrets: dict[str,
             boot=KernelBoot(built.kernel, built.initrd, built.cmdline),
             guest_data=seed_entries(authorized_keys=public_key, hostname=profile.vm.hostname,
                                     nics=static_addresses(lab, profile),
-                                    dns=[str(ip) for ip in guest_dns(profile) or ()]))
+                                    dns=[str(ip) for ip in guest_dns(profile) or ()],
+                                    dhcp=dhcp_macs(lab, profile)))
         return
     assert isinstance(install, KickstartInstall)
     yield from _prepare_kickstart(lab, loaded, install, public_key, secrets, progress)

@@ -43,6 +43,13 @@ def static_addresses(lab: str, profile: Profile) -> list[tuple[str, str, int, st
     return rows
 
 
+def dhcp_macs(lab: str, profile: Profile) -> tuple[str, ...]:
+    """The MACs of the NICs on a NAT network without a static address: they take the
+    address the network's DHCP server (libvirt's dnsmasq) leases them."""
+    return tuple(nic.mac_for(lab) for nic in profile.vm.nics
+                 if nic.network == "nat" and nic.address is None)
+
+
 def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
                   boot: KernelBoot | None = None,
                   guest_data: tuple[tuple[str, str], ...] = (),
@@ -60,7 +67,18 @@ def build_vm_spec(lab: str, profile: Profile, *, disk: DiskSpec,
         accel=profile.vm.accel,
         guest_os=guest_os,
         home=home_id(),
+        ssh_address=ssh_address(profile),
     )
+
+
+def ssh_address(profile: Profile) -> str | None:
+    """The static address on a hypervisor network that SSH reaches the guest at: the
+    management NIC's, else the provider's; None when neither NIC has one (the DHCP lease)."""
+    for role in ("management", "provider"):
+        nic = profile.vm.nic(role)
+        if nic is not None and nic.network in ("nat", "isolated") and nic.address is not None:
+            return str(nic.address)
+    return None
 
 
 def driver_options(hv: Hypervisor, password: str | None = None) -> dict[str, Any]:

@@ -96,6 +96,10 @@ class VMSpec:
     #: Networks made for this VM before it was defined (``Driver.ensure_networks``): the VM
     #: owns them, so they go when it is destroyed.
     networks_made: tuple[str, ...] = ()
+    #: A static address of the guest on a hypervisor network (the management NIC's, as the
+    #: manual's host reaches the controller): SSH goes there. None: to a forwarded port, or
+    #: the provider NIC's DHCP lease (found by its MAC).
+    ssh_address: str | None = None
 
 
 @dataclass(frozen=True)

@@ -74,8 +74,8 @@ class LibvirtDriver(NetworkOperations, SnapshotOperations, LibvirtReader, Driver
             pool = storage.ensure_pool(self.conn, self.pool_name, self.pool_path)
             owner = Ownership(lab=spec.lab, created=datetime.now(timezone.utc).isoformat(
                 timespec="seconds"), serial_log=f"{SERIAL_LOG_DIR}/{spec.name}-serial.log",
-                home=spec.home, networks=list(dict.fromkeys(spec.networks_made +
-                                                            tuple(made_networks))))
+                home=spec.home, ssh_address=spec.ssh_address or "",
+                networks=list(dict.fromkeys(spec.networks_made + tuple(made_networks))))
             base = None
             if spec.disk.image is not None:
                 base = storage.ensure_base_volume(self.conn, pool, spec.disk.image,

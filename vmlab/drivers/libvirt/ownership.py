@@ -21,6 +21,8 @@ class Ownership:
     serial_log: str = ""
     provider_mac: str = ""
     home: str = ""
+    #: the guest's static address SSH reaches it at ("": the provider NIC's DHCP lease)
+    ssh_address: str = ""
 
     def to_element(self) -> ET.Element:
         element = ET.Element(f"{{{VMLAB_NS}}}lab", {
@@ -29,6 +31,8 @@ class Ownership:
             "forwards": " ".join(f"{g}:{h}" for g, h in sorted(self.forwards.items())),
             "serial_log": self.serial_log, "provider_mac": self.provider_mac,
             "home": self.home})
+        if self.ssh_address:
+            element.set("ssh_address", self.ssh_address)
         return element
 
     def to_xml(self) -> str:
@@ -46,4 +50,5 @@ class Ownership:
                    networks=element.get("networks", "").split(), forwards=forwards,
                    serial_log=element.get("serial_log", ""),
                    provider_mac=element.get("provider_mac", ""),
-                   home=element.get("home", ""))
+                   home=element.get("home", ""),
+                   ssh_address=element.get("ssh_address", ""))

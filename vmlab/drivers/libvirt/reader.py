@@ -137,10 +137,15 @@ class LibvirtReader:
                   port: int) -> Endpoint:
         if port in owner.forwards:
             return Endpoint("127.0.0.1", owner.forwards[port], jump=self._jump())
+        if owner.ssh_address:
+            return Endpoint(owner.ssh_address, port, jump=self._jump())
+        # the provider NIC's lease from the network's dnsmasq (libvirt:
+        # virDomainInterfaceAddresses with VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
         addresses = self._addresses(domain).get(owner.provider_mac.lower(), [])
         if not addresses:
             raise InfrastructureError(f"VM {ref.name!r} reports no address yet",
-                                      hint="it may still be booting")
+                                      hint="it may still be booting (no DHCP lease for its "
+                                           f"provider NIC {owner.provider_mac} yet)")
         return Endpoint(addresses[0], port, jump=self._jump())
 
     def _jump(self) -> tuple[str, str, int, str | None] | None:
