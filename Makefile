@@ -16,7 +16,8 @@ help:
 	@echo "make demo-netns     the demo on libvirt NAT + isolated networks, in a network namespace"
 	@echo "make test           install what the tests need and run them (about 10 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
-	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM)"
+	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM);"
+	@echo "                    PROFILE=epoxy-aio-debian13 for Debian 13 (default: zed-aio-debian12)"
 	@echo "make e2e-install    a real debian-installer boot (5 min), then a preseed install of Debian 12 and prep,"
 	@echo "                   network, ntp (30-60 min; the mirror must serve the installer's udebs: VMLAB_E2E_MIRROR)"
 	@echo "make bench          benchmarks under bench/, written to docs/benchmarks.md (about 45 minutes)"
@@ -66,9 +67,13 @@ test: venv vcsim
 test-fast: venv
 	$(BIN)/pytest -p no:cacheprovider -m "not e2e" $(PYTEST_ARGS)
 
+# The profile e2e-openstack deploys: any shipped OpenStack profile on libvirt
+# (zed-aio-debian12, epoxy-aio-debian13).
+PROFILE ?= zed-aio-debian12
+
 e2e-openstack: venv
 	@# its own --basetemp: a pytest run started meanwhile would prune the shared one, lab state and all
-	VMLAB_TEST_CACHE=$(CACHE)/test $(BIN)/pytest -p no:cacheprovider -m openstack -s \
+	VMLAB_TEST_CACHE=$(CACHE)/test VMLAB_E2E_PROFILE=$(PROFILE) $(BIN)/pytest -p no:cacheprovider -m openstack -s \
 	  --basetemp=$(CACHE)/e2e-openstack-tmp tests/test_e2e_openstack.py
 
 e2e-install: venv

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vmlab import fingerprint
 from vmlab.fingerprint import first_changed, stage_prints
+from vmlab.platforms import Pkg
 from vmlab.profile import load_profile
 from vmlab.stages import demo
 from vmlab.state import StageRecord
@@ -87,7 +88,7 @@ def test_a_vmlab_upgrade_that_changes_a_builtin_stage_changes_its_fingerprint(tm
     before = prints(path)
 
     def newer_install(c, env):  # what a newer vmlab's memcached-install might run
-        c.run(env.platform.install("memcached") + " libmemcached-tools")
+        c.run(env.distro.install(Pkg.MEMCACHED) + " libmemcached-tools")
 
     upgraded = [dataclasses.replace(s, install=newer_install) if s.name == "memcached-install"
                 else s for s in demo.STAGES]

@@ -380,7 +380,8 @@ def test_openrc_of_a_lab_without_openstack_says_so(home, vmlab_cli):
 
 
 @pytest.mark.parametrize("platform, admin_url", [
-    ("centos7", "http://controller:35357/v3/"), ("debian12", "http://controller:5000/v3/")])
+    ("centos7", "http://controller:35357/v3/"), ("debian12", "http://controller:5000/v3/"),
+    ("debian13", "http://controller:5000/v3/")])
 def test_openrc_comes_from_the_state_and_secrets_without_the_profile(home, vmlab_cli, platform,
                                                                      admin_url):
     state = state_v2("t1", "test:///x.xml", {"prep": "done", "keystone": "done"},

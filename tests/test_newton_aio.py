@@ -24,7 +24,7 @@ SECRETS = {name: f"pw-{name}-0123" for name in
            ("root", "admin", "demo", "rabbit", "keystone_db", "glance_db", "glance")}
 
 
-@pytest.mark.parametrize("profile", ["newton-aio", "zed-aio-debian12"])
+@pytest.mark.parametrize("profile", ["newton-aio", "zed-aio-debian12", "epoxy-aio-debian13"])
 def test_plan_matches_golden_file(profile):
     loaded = load_profile(profile)
     check_golden(f"plans/{profile}.txt", format_plan(profile, loaded, plan(profile, loaded)))

@@ -75,19 +75,20 @@ def test_the_release_package_is_installed_with_the_newton_repository_disabled(
 
 
 def test_the_verify_fails_while_a_stock_repository_names_a_url(tmp_path):
-    from vmlab.stages.environment import disable_stock_repos, only_vmlab_repos
+    from vmlab.platforms import distro
 
+    yum = distro("centos7").packaging
     guest = YumGuest(tmp_path)
-    assert guest.run(only_vmlab_repos()) != 0  # CentOS-Base.repo as installed
-    assert guest.run(disable_stock_repos()) == 0
-    assert guest.run(only_vmlab_repos()) == 0
+    assert guest.run(yum.only_vmlab_repos()) != 0  # CentOS-Base.repo as installed
+    assert guest.run(yum.disable_stock_repos()) == 0
+    assert guest.run(yum.only_vmlab_repos()) == 0
     assert guest.enabled() == {}
 
 
 def test_only_yum_can_leave_a_repository_out_of_one_install():
-    from vmlab.stages.platform import PLATFORMS
+    from vmlab.platforms import distro
 
-    assert PLATFORMS["centos7"].install("chrony", disable_repos=("a", "b")) == \
+    assert distro("centos7").packaging.install(["chrony"], disable_repos=("a", "b")) == \
         "yum -y -q --disablerepo=a --disablerepo=b install chrony"
     with pytest.raises(ValueError):
-        PLATFORMS["debian12"].install("chrony", disable_repos=("a",))
+        distro("debian12").packaging.install(["chrony"], disable_repos=("a",))

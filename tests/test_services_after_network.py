@@ -9,16 +9,16 @@ import pytest
 
 from vmlab.plan import plan
 from vmlab.profile import load_profile
-from vmlab.stages.platform import PLATFORMS
+from vmlab.platforms import Svc, distro
 
-SERVICES = {"mariadb": "mariadb", "memcached": "memcached"}
+SERVICES = {"mariadb": Svc.MARIADB, "memcached": Svc.MEMCACHED}
 
 
-@pytest.mark.parametrize("profile", ["newton-aio", "zed-aio-debian12"])
+@pytest.mark.parametrize("profile", ["newton-aio", "zed-aio-debian12", "epoxy-aio-debian13"])
 @pytest.mark.parametrize("stage_name", sorted(SERVICES))
 def test_the_unit_is_ordered_after_network_online_before_it_first_starts(profile, stage_name):
     loaded = load_profile(profile)
-    unit = PLATFORMS[loaded.profile.platform].service(SERVICES[stage_name])
+    unit = distro(loaded.profile.platform).service(SERVICES[stage_name])
     stage = next(s for s in plan("t", loaded) if s["stage"] == stage_name)
     steps = stage["install"]
     drop_in = f"/etc/systemd/system/{unit}.service.d/vmlab-network-online.conf"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 #: vmlab's own files the plans come from, under the installed package.
 PACKAGE = Path(vmlab.__file__).parent
-CODE_DIRS = ("stages", "templates")
+CODE_DIRS = ("stages", "platforms", "templates")
 #: A file whose mtime is this close to (or after) the moment provisioning began reading
 #: the profile may have changed while it read: no key is recorded then (file systems
 #: stamp mtimes coarsely, from a few milliseconds to two seconds).
@@ -45,7 +45,7 @@ def _stat(path: str) -> list[Any]:
 
 
 def _code_stats() -> list[list[Any]]:
-    """[relative path, mtime_ns, size] of every file under vmlab's stages and templates
+    """[relative path, mtime_ns, size] of every file under vmlab's stages, platform tables and templates
     (a file added, removed or edited changes the list; compiled bytecode is left out)."""
     rows: list[list[Any]] = []
     for name in CODE_DIRS:

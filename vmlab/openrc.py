@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vmlab.errors import StateError, UsageError
 from vmlab.rendering import templates  # the stages' template environment: the same file
-from vmlab.stages.platform import PLATFORMS
+from vmlab.platforms import DISTROS, release
 from vmlab.state import LabFiles
 
 KEYSTONE = "keystone"
@@ -24,13 +24,15 @@ def openrc(files: LabFiles, user: str) -> str:
     if password is None:
         raise UsageError(f"lab {lab!r} has no password for the OpenStack user {user!r}",
                          hint=f"its profile generates no {user!r} secret (its `secrets:` list)")
-    platform = PLATFORMS.get(state["platform"] or "")
-    if platform is None:
+    distro = DISTROS.get(state["platform"] or "")
+    if distro is None:
         raise StateError(f"the state of lab {lab!r} does not say which platform its guest "
                          "runs, so the Keystone address is unknown",
                          hint=f"rebuild the state from the hypervisor: vmlab recover --lab {lab} "
                               f"--profile {state['profile']}")
-    urls = platform.keystone_urls()
+    # The state records the platform, not the release: its default release is the one its
+    # profiles deploy (every distribution in the table packages one).
+    urls = release(distro.releases[0]).keystone_urls()
     return templates.get_template("openstack/openrc.j2").render(
         env=None, user=user, project=user, password=password,
         auth_url=urls["admin" if user == "admin" else "public"])

@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict as St
                       ValidationError, ValidationInfo, field_validator, model_validator)
 
 from vmlab.errors import ProfileError
+from vmlab.platforms import DISTROS, RELEASES
 from vmlab.names import check_hypervisor_name, check_name, check_port_group
 from vmlab.profilefiles import (deep_merge, file_defining, find_profile, format_loc,
                                 resolve_chain)
@@ -35,11 +36,17 @@ Bool = Annotated[bool, StrictType()]
 #: surface only as the hypervisor's refusal, after the guest image was built.
 MAX_MEMORY_MIB = 4 * 1024 * 1024
 
-#: Guest platform -> the install methods that make it (an image is Debian's mmdebstrap, a
-#: preseed Debian's installer, the kickstart is CentOS's) and the OpenStack releases its
-#: packages are (the first: default).
-PLATFORM_INSTALLS = {"centos7": ("kickstart",), "debian12": ("image", "preseed")}
-PLATFORM_RELEASES = {"centos7": ("newton",), "debian12": ("zed",)}
+#: Guest platform -> the install methods that make it (an image is Debian's mmdebstrap, the
+#: kickstart is CentOS's) and the OpenStack releases its packages are (the first: default),
+#: from the distribution table (vmlab.platforms).
+PLATFORM_INSTALLS = {d.name: d.install_methods for d in DISTROS.values()}
+PLATFORM_RELEASES = {d.name: d.releases for d in DISTROS.values()}
+#: The Debian suites an image can be built from: those of the table's distributions.
+IMAGE_SUITES = {d.codename: d.name for d in DISTROS.values()
+                if d.codename is not None and "image" in d.install_methods}
+PlatformName = Literal[tuple(DISTROS)]  # type: ignore[valid-type]
+ReleaseName = Literal[tuple(RELEASES)]  # type: ignore[valid-type]
+SuiteName = Literal[tuple(IMAGE_SUITES)]  # type: ignore[valid-type]
 
 
 def _debian_package(value: str) -> str:
@@ -108,7 +115,7 @@ class ImageInstall(Strict):
     """Build the guest disk from Debian packages (mmdebstrap) and boot its kernel directly."""
 
     method: Literal["image"]
-    suite: Literal["bookworm"] = "bookworm"
+    suite: SuiteName = "bookworm"
     packages: tuple[DebianPackage, ...] = ()
     mirror: str | None = None
 
@@ -311,7 +318,7 @@ class OpenStack(Strict):
     """Settings of the OpenStack stages: the manual's environment and its services."""
 
     #: Default: the release of the platform's packages (PLATFORM_RELEASES).
-    release: Literal["newton", "zed"] = "newton"
+    release: ReleaseName = "newton"
     region: str = "RegionOne"
     #: CentOS mirror: the vault (default: the release mirrors are gone), the manual's
     #: aliyun mirror, or a custom base URL in mirror_url.
@@ -355,7 +362,7 @@ class Profile(Strict):
     stages: tuple[StageEntry, ...] = ()
     snapshots: Snapshots = Snapshots()
     #: The guest's distribution, for the stages' platform seam.
-    platform: Literal["centos7", "debian12"] = "debian12"
+    platform: PlatformName = "debian12"
     openstack: OpenStack = OpenStack()
     #: Names of the secrets generated per lab (e.g. ``root``, ``admin``).
     secrets: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
@@ -368,13 +375,18 @@ class Profile(Strict):
     @model_validator(mode="before")
     @classmethod
     def _release_of_platform(cls, data: Any) -> Any:
-        """Without openstack.release, the release the platform's packages are."""
+        """Without openstack.release, the release the platform's packages are; without
+        install.suite (an image), the platform's Debian suite."""
         if isinstance(data, dict):
             platform = data.get("platform", cls.model_fields["platform"].default)
-            releases = PLATFORM_RELEASES.get(platform) if isinstance(platform, str) else None
+            distro = DISTROS.get(platform) if isinstance(platform, str) else None
             settings = data.get("openstack", {})
-            if releases and isinstance(settings, dict) and "release" not in settings:
-                data = {**data, "openstack": {**settings, "release": releases[0]}}
+            if distro and isinstance(settings, dict) and "release" not in settings:
+                data = {**data, "openstack": {**settings, "release": distro.releases[0]}}
+            install = data.get("install")
+            if (distro and distro.codename and isinstance(install, dict)
+                    and install.get("method") == "image" and "suite" not in install):
+                data = {**data, "install": {**install, "suite": distro.codename}}
         return data
 
     @model_validator(mode="after")
@@ -431,6 +443,13 @@ def consistency_problems(profile: Profile) -> list[tuple[tuple[Any, ...], str]]:
         problems.append((("install", "method"),
                          "a preseed install boots the installer's kernel directly, which only "
                          "libvirt can; on vSphere install by kickstart"))
+    suite = getattr(profile.install, "suite", None)
+    if (suite is not None and profile.install.method in methods
+            and IMAGE_SUITES[suite] != profile.platform):
+        problems.append((("install", "suite"),
+                         f"suite {suite!r} builds a {IMAGE_SUITES[suite]} guest, not the "
+                         f"profile's {profile.platform}; platform {profile.platform} is "
+                         f"{DISTROS[profile.platform].codename!r}"))
     releases = PLATFORM_RELEASES[profile.platform]
     if profile.openstack.release not in releases:
         problems.append((("openstack", "release"),

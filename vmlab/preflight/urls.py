@@ -34,7 +34,6 @@ MIN_ISO_BYTES = 32 * MIB
 CHECKSUM_LISTS = ("sha256sum.txt", "SHA256SUMS")
 READ_LIMIT = 64 * 1024
 #: yum's variables, as a CentOS 7 x86_64 guest expands them.
-YUM_VARIABLES = {"centos7": {"basearch": "x86_64", "arch": "x86_64", "releasever": "7"}}
 
 ISO_FIX = ("check install.iso_url (the CentOS vault keeps every release's ISOs under "
            "https://vault.centos.org/<release>/isos/x86_64/), or put the ISO into {cache}")
@@ -173,7 +172,11 @@ def _stage_fetches(lab: str, loaded: LoadedProfile) -> list[Fetch]:
 def _yum_fetches(text: str, where: str, platform: str) -> list[Fetch]:
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(text)
-    variables = YUM_VARIABLES.get(platform, {})
+    from vmlab.platforms import distro
+    from vmlab.platforms.packaging import Yum
+
+    packaging = distro(platform).packaging
+    variables = packaging.repo_variables if isinstance(packaging, Yum) else {}
 
     def expand(url: str) -> str:
         return re.sub(r"\$\{?(\w+)\}?", lambda m: variables.get(m.group(1), m.group(0)), url)

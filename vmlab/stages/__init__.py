@@ -1,7 +1,7 @@
 """The stages: the built-in ones by name (the manual's chapters) and script stages from
 profiles. The catalogue is in ``catalogue``, a stage's contract in ``base``; importing the
-package loads neither until one of their names is asked for, so that what needs only the
-platform seam (``platform``, e.g. `vmlab openrc`) does not load the profile's model."""
+package loads neither until one of their names is asked for. The platform seam (the
+distribution and release tables) is ``vmlab.platforms``."""
 from __future__ import annotations
 
 from typing import Any

@@ -14,7 +14,8 @@ from vmlab.rendering import templates
 from vmlab.profile import OpenStack, Profile
 
 if TYPE_CHECKING:
-    from vmlab.stages.platform import Platform
+    from vmlab.platforms import Distro, Release
+    from vmlab.platforms.steps import Step
 
 
 class CommandResult(Protocol):
@@ -99,10 +100,18 @@ class StageEnv:
         return str(nic.subnet)
 
     @property
-    def platform(self) -> "Platform":
-        from vmlab.stages.platform import PLATFORMS
+    def distro(self) -> "Distro":
+        """The guest's distribution (the profile's ``platform``)."""
+        from vmlab.platforms import distro
 
-        return PLATFORMS[self.profile.platform]
+        return distro(self.profile.platform)
+
+    @property
+    def release(self) -> "Release":
+        """The OpenStack release the stages deploy (the profile's ``openstack.release``)."""
+        from vmlab.platforms import release
+
+        return release(self.profile.openstack.release)
 
     @property
     def openstack(self) -> "OpenStack":
@@ -128,6 +137,22 @@ class StageEnv:
     def render(self, template: str, **values: Any) -> str:
         """Render ``vmlab/templates/<template>`` with ``env`` and ``values``."""
         return _templates.get_template(template).render(env=self, **values)
+
+
+def apply(c: Context, env: StageEnv, steps: "list[Step]") -> None:
+    """Carry out steps a distribution's method handed back (vmlab.platforms.steps), in
+    order: commands run, templates rendered and written."""
+    from vmlab.platforms.steps import Put
+
+    for step in steps:
+        if isinstance(step, Put):
+            content = (step.content if step.template is None
+                       else env.render(step.template, **step.values))
+            assert content is not None
+            c.put(content, step.path, mode=step.mode)
+        else:
+            c.run(step.command, input=None if step.input_template is None
+                  else env.render(step.input_template))
 
 
 StageFn = Callable[[Context, StageEnv], None]

@@ -7,6 +7,7 @@ short enough to run in a few minutes on a guest without KVM.
 """
 from __future__ import annotations
 
+from vmlab.platforms import File, Pkg, Svc, Tpl
 from vmlab.stages.base import Context, Stage, StageEnv
 from vmlab.stages.infrastructure import verify_memcached
 
@@ -22,21 +23,20 @@ def verify_hosts(c: Context, env: StageEnv) -> None:
 
 
 def install_memcached(c: Context, env: StageEnv) -> None:
-    p = env.platform
-    if p.refresh_command:
-        c.run(p.refresh_command)
-    c.run(p.install("memcached"))
+    p = env.distro
+    c.run(p.packaging.refresh())
+    c.run(p.install(Pkg.MEMCACHED))
 
 
 def verify_memcached_installed(c: Context, env: StageEnv) -> None:
-    c.run("dpkg-query -W -f='${Status}' memcached | grep -q 'install ok installed'")
+    c.run(env.distro.installed(Pkg.MEMCACHED))
 
 
 def configure_memcached(c: Context, env: StageEnv) -> None:
     """Edit the memcached configuration to listen on the management address, restart."""
-    p = env.platform
-    c.put(env.render(f"openstack/memcached-{p.name}.j2"), p.path("memcached"))
-    c.run(p.enable_and_start("memcached"))
+    p = env.distro
+    c.put(env.render(p.template(Tpl.MEMCACHED_CONF)), p.path(File.MEMCACHED_CONF))
+    c.run(p.enable_and_start(Svc.MEMCACHED))
 
 
 STAGES = [

@@ -1,6 +1,7 @@
 """The manual's environment services: SQL database, message queue, memcached."""
 from __future__ import annotations
 
+from vmlab.platforms import File, Pkg, Svc, Tpl
 from vmlab.stages.base import Context, Stage, StageEnv
 
 
@@ -11,14 +12,14 @@ def wait_for_port(address: str | None, port: int, seconds: int = 60) -> str:
             f"sleep 0.2; done; echo 'nothing listens on {where}' >&2; exit 1")
 
 
-def start_after_network_online(c: Context, env: StageEnv, role: str) -> None:
+def start_after_network_online(c: Context, env: StageEnv, role: Svc) -> None:
     """Order the service of ``role`` after network-online.target (a systemd drop-in).
 
     It binds the management address: ordered only after network.target it can start
     before that address exists (a boot from an offline snapshot) and fail to bind. Ordering
     is what systemd documents for this (systemd.special(7), network-online.target), and it
     keeps a wrong address an error, where net.ipv4.ip_nonlocal_bind would hide one."""
-    unit = env.platform.service(role)
+    unit = env.distro.service(role)
     # The drop-in directory is vmlab's to make: no package makes it for mariadb.service
     # (seen on Debian 13), and writing into it failed with "No such file".
     c.run(f"mkdir -p /etc/systemd/system/{unit}.service.d")
@@ -27,8 +28,8 @@ def start_after_network_online(c: Context, env: StageEnv, role: str) -> None:
     c.run("systemctl daemon-reload")
 
 
-def verify_after_network_online(c: Context, env: StageEnv, role: str) -> None:
-    unit = env.platform.service(role)
+def verify_after_network_online(c: Context, env: StageEnv, role: Svc) -> None:
+    unit = env.distro.service(role)
     c.run(f"systemctl show -p After {unit} | grep -q network-online.target")
 
 
@@ -47,16 +48,16 @@ NO_SOCKET_ACTIVATION = ("for unit in mariadb.socket mariadb-extra.socket; do "
 
 
 def install_mariadb(c: Context, env: StageEnv) -> None:
-    p = env.platform
-    c.run(p.install("mariadb"))
-    c.put(env.render("openstack/openstack.cnf.j2"), p.path("mariadb.cnf"))
+    p = env.distro
+    c.run(p.install(Pkg.MARIADB))
+    c.put(env.render("openstack/openstack.cnf.j2"), p.path(File.MARIADB_CNF))
     c.run(NO_SOCKET_ACTIVATION)
-    start_after_network_online(c, env, "mariadb")
-    c.run(p.enable_and_start("mariadb"))
+    start_after_network_online(c, env, Svc.MARIADB)
+    c.run(p.enable_and_start(Svc.MARIADB))
     c.run(wait_for_port(env.management_address, 3306))
     # The effect of mysql_secure_installation, without its prompts. `mysql` reads
     # /root/.my.cnf once it exists, so a re-run of this stage still gets in.
-    c.run("mysql -u root", input=env.render(f"openstack/mariadb-secure-{p.name}.sql.j2"),
+    c.run("mysql -u root", input=env.render(p.template(Tpl.MARIADB_SECURE)),
           hide=True)
     c.put(env.render("openstack/root-my.cnf.j2"), "/root/.my.cnf", mode=0o600)
 
@@ -64,7 +65,7 @@ def install_mariadb(c: Context, env: StageEnv) -> None:
 def verify_mariadb(c: Context, env: StageEnv) -> None:
     c.run(wait_for_port(env.management_address, 3306, seconds=5))
     c.run("! systemctl is-enabled --quiet mariadb.socket 2>/dev/null")
-    verify_after_network_online(c, env, "mariadb")
+    verify_after_network_online(c, env, Svc.MARIADB)
     c.run("test \"$(mysql -N -e \"SELECT COUNT(*) FROM mysql.user WHERE User=''\")\" = 0")
     c.run("test -z \"$(mysql -N -e \"SHOW DATABASES LIKE 'test'\")\"")
     c.run("test \"$(mysql -N -e \"SELECT COUNT(*) FROM mysql.user WHERE User='root' AND "
@@ -75,9 +76,9 @@ def verify_mariadb(c: Context, env: StageEnv) -> None:
 
 
 def install_rabbitmq(c: Context, env: StageEnv) -> None:
-    p = env.platform
-    c.run(p.install("rabbitmq"))
-    c.run(p.enable_and_start("rabbitmq"))
+    p = env.distro
+    c.run(p.install(Pkg.RABBITMQ))
+    c.run(p.enable_and_start(Svc.RABBITMQ))
     c.run("rabbitmqctl await_startup 2>/dev/null || rabbitmqctl wait /var/run/rabbitmq/pid "
           "2>/dev/null || sleep 10")
     set_rabbitmq_password(c, env, "openstack", env.secret("rabbit"))
@@ -97,7 +98,7 @@ def set_rabbitmq_password(c: Context, env: StageEnv, user: str, password: str) -
     it from a file only it and root can read, removed at once.
     """
     exists = f"rabbitmqctl list_users -q </dev/null | grep -q '^{user}\\b'"
-    if env.platform.rabbitmqctl_reads_password:
+    if env.distro.rabbitmqctl_reads_password:
         c.run(f"if {exists}; then rabbitmqctl change_password {user}; "
               f"else rabbitmqctl add_user {user}; fi", input=password + "\n", hide=True)
         return
@@ -120,13 +121,13 @@ def verify_rabbitmq(c: Context, env: StageEnv) -> None:
 
 
 def install_memcached(c: Context, env: StageEnv) -> None:
-    p = env.platform
-    c.run(p.install("memcached", "memcached-python"))
+    p = env.distro
+    c.run(p.install(Pkg.MEMCACHED, Pkg.MEMCACHED_PYTHON))
     # Erratum (later releases of the manual): listen on the management address so the
     # other nodes reach it, not only on localhost.
-    c.put(env.render(f"openstack/memcached-{p.name}.j2"), p.path("memcached"))
-    start_after_network_online(c, env, "memcached")
-    c.run(p.enable_and_start("memcached"))
+    c.put(env.render(p.template(Tpl.MEMCACHED_CONF)), p.path(File.MEMCACHED_CONF))
+    start_after_network_online(c, env, Svc.MEMCACHED)
+    c.run(p.enable_and_start(Svc.MEMCACHED))
 
 
 def verify_memcached(c: Context, env: StageEnv) -> None:
@@ -138,7 +139,7 @@ def verify_memcached(c: Context, env: StageEnv) -> None:
 
 def verify_memcached_stage(c: Context, env: StageEnv) -> None:
     verify_memcached(c, env)
-    verify_after_network_online(c, env, "memcached")
+    verify_after_network_online(c, env, Svc.MEMCACHED)
 
 
 STAGES = [

@@ -1,7 +1,8 @@
 """The manual's "Identity service" chapter: Keystone with Fernet tokens behind Apache."""
 from __future__ import annotations
 
-from vmlab.stages.base import Context, Stage, StageEnv
+from vmlab.platforms import File, Pkg, Svc
+from vmlab.stages.base import Context, Stage, StageEnv, apply
 from vmlab.stages.infrastructure import wait_for_port
 from vmlab.stages.secretio import secret_variable
 
@@ -23,26 +24,25 @@ def create_user(c: Context, env: StageEnv, user: str, secret: str) -> None:
                f"a = sys.argv[1:] + ['--password', os.environ['{variable}']]; "
                "u = type(u''); "
                "sys.exit(main([x if isinstance(x, u) else x.decode('utf-8') for x in a]))")
-    c.run(ADMIN + f"{env.platform.python} -c \"{program}\" "
+    c.run(ADMIN + f"{env.distro.python} -c \"{program}\" "
           f"user create --or-show --domain default {user}",
           env={variable: env.secret(secret)})
 
 
 def keystone_urls(env: StageEnv) -> dict[str, str]:
-    return env.platform.keystone_urls()
+    return env.release.keystone_urls()
 
 
 def install_keystone(c: Context, env: StageEnv) -> None:
-    p = env.platform
+    p = env.distro
     create_database(c, env, "keystone", "keystone_db")
-    if p.name == "debian12":
-        # Debian's package would configure a database and endpoints through debconf;
-        # the manual does that itself, below.
-        c.run("debconf-set-selections", input=env.render("openstack/debconf-keystone.j2"))
-    c.run(p.install("keystone"))
-    if p.service("keystone-uwsgi"):
-        # The package started Keystone from uwsgi on port 5000; the manual has Apache serve it.
-        c.run(f"systemctl disable --now {p.service('keystone-uwsgi')}")
+    # A package that would configure a database and endpoints itself is told not to:
+    # the manual does that, below.
+    apply(c, env, p.preseed(Pkg.KEYSTONE))
+    c.run(p.install(Pkg.KEYSTONE))
+    if p.has_service(Svc.KEYSTONE_PACKAGED):
+        # The package started Keystone itself on port 5000; the manual has Apache serve it.
+        c.run(f"systemctl disable --now {p.service(Svc.KEYSTONE_PACKAGED)}")
     c.put(env.render("openstack/keystone.conf.j2"), "/etc/keystone/keystone.conf", mode=0o640)
     c.run("chgrp keystone /etc/keystone/keystone.conf")
     c.run('su -s /bin/sh -c "keystone-manage db_sync" keystone')
@@ -57,15 +57,15 @@ def install_keystone(c: Context, env: StageEnv) -> None:
           f"--bootstrap-region-id {env.openstack.region}",
           env={"OS_BOOTSTRAP_PASSWORD": env.secret("admin")})
     # Apache: ServerName, the keystone WSGI site, started.
-    c.put("ServerName controller\n", p.path("httpd-servername"))
+    c.put("ServerName controller\n", p.path(File.HTTPD_SERVERNAME))
     if not p.keystone_site_shipped:
-        c.put(env.render("openstack/wsgi-keystone.conf.j2", log_dir=p.path("httpd-logs")),
-              p.path("keystone-wsgi-source"))
-    c.run(f"ln -sf {p.path('keystone-wsgi-source')} {p.path('keystone-wsgi-link')}")
+        c.put(env.render("openstack/wsgi-keystone.conf.j2", log_dir=p.path(File.HTTPD_LOGS)),
+              p.path(File.KEYSTONE_SITE))
+    c.run(f"ln -sf {p.path(File.KEYSTONE_SITE)} {p.path(File.KEYSTONE_SITE_LINK)}")
     # Verify operation, step 1: admin_token_auth out of the paste pipelines.
-    if p.has_path("keystone-paste"):
-        c.run(f"sed -i 's/ admin_token_auth / /' {p.path('keystone-paste')}")
-    c.run(p.enable_and_start("httpd"))
+    if env.release.keystone_paste_pipeline:
+        c.run(f"sed -i 's/ admin_token_auth / /' {p.path(File.KEYSTONE_PASTE)}")
+    c.run(p.enable_and_start(Svc.HTTPD))
     c.run(wait_for_port(None, 5000))
     c.put(env.render("openstack/openrc.j2", user="admin", project="admin",
                      password=env.secret("admin"), auth_url=urls["admin"]),
@@ -84,10 +84,10 @@ def install_keystone(c: Context, env: StageEnv) -> None:
 
 
 def verify_keystone(c: Context, env: StageEnv) -> None:
-    httpd = env.platform.service("httpd")
+    httpd = env.distro.service(Svc.HTTPD)
     c.run(f"ss -Hltnp 'sport = :5000' | grep -q '\"{httpd}\"'")  # Apache serves Keystone
-    if env.platform.has_path("keystone-paste"):
-        c.run(f"! grep -E '^pipeline.* admin_token_auth ' {env.platform.path('keystone-paste')}")
+    if env.release.keystone_paste_pipeline:
+        c.run(f"! grep -E '^pipeline.* admin_token_auth ' {env.distro.path(File.KEYSTONE_PASTE)}")
     c.run(ADMIN + "openstack token issue")
     c.run(". /root/demo-openrc && openstack token issue")
     c.run(ADMIN + f"openstack endpoint list --service identity --region {env.openstack.region} "
