@@ -15,7 +15,7 @@ from passlib.hash import sha512_crypt
 
 from vmlab.errors import KickstartError
 from vmlab.paths import kickstart_templates_dir
-from vmlab.redaction import MASK, redact
+from vmlab.redaction import MASK, mask_lines
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,5 @@ def validate_kickstart(text: str, version: str = "RHEL7") -> None:
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     """The kickstart with the root password hash and every secret masked."""
-    lines = []
-    for line in redact(text, secrets).splitlines(keepends=True):
-        if line.startswith("rootpw "):
-            line = f"rootpw --iscrypted {MASK}\n"
-        lines.append(line)
-    return "".join(lines)
+    return mask_lines(text, secrets, "rootpw ",
+                      f"rootpw --iscrypted {MASK}\n")

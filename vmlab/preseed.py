@@ -21,7 +21,7 @@ import jinja2
 from vmlab.errors import KickstartError
 from vmlab.kickstart import hash_password
 from vmlab.paths import kickstart_templates_dir
-from vmlab.redaction import MASK, redact
+from vmlab.redaction import MASK, mask_lines
 
 #: The late script's template, beside the preseed's: ``<distro>-late.sh.j2``.
 LATE_SUFFIX = "-late.sh.j2"
@@ -123,9 +123,5 @@ def _require(program: str, package: str) -> None:
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     """The preseed with the root password hash and every secret masked."""
-    lines = []
-    for line in redact(text, secrets).splitlines(keepends=True):
-        if line.startswith("d-i passwd/root-password-crypted "):
-            line = f"d-i passwd/root-password-crypted password {MASK}\n"
-        lines.append(line)
-    return "".join(lines)
+    return mask_lines(text, secrets, "d-i passwd/root-password-crypted ",
+                      f"d-i passwd/root-password-crypted password {MASK}\n")
