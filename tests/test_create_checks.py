@@ -71,7 +71,7 @@ def test_an_interrupted_create_keeps_its_log_and_says_where(home, vmlab_cli, tmp
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("vmlab.lab._create_locked", interrupted)
+    monkeypatch.setattr("vmlab.create._create_locked", interrupted)
     monkeypatch.setattr("vmlab.preflight.require", lambda *args, **kwargs: None)
     profile = write_profile(tmp_path / "t1.yaml", "test:///unused.xml")
     result = vmlab_cli("create", "--profile", str(profile))

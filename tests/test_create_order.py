@@ -18,6 +18,7 @@ import pytest
 from tests.libvirt_test_driver import record_uploads
 from tests.mirror import DEFAULT_NETWORK, Mirror, boot_iso, closed_port, host_xml, newton_profile
 from vmlab import lab as labs
+from vmlab.create import create as create_lab
 from vmlab import paths
 from vmlab.drivers.libvirt import LibvirtDriver
 from vmlab.drivers.libvirt.networks import existing_networks
@@ -108,7 +109,7 @@ def kickstart_profile(home, **options):
 def test_networks_then_install_server_then_kickstart_then_vm(home, host, events):
     profile = kickstart_profile(home)
     with pytest.raises(Booted):
-        labs.create(str(profile), "order", provision=False, check_urls=False)
+        create_lab(str(profile), "order", provision=False, check_urls=False)
     listen, define, boot = events
     assert listen == ("listen", "10.91.0.1")  # the provider network's address: it existed
     cmdline, running = define[1], define[2]
@@ -130,7 +131,7 @@ def test_a_failure_before_the_vm_removes_the_networks_made_for_it(home, host, ev
 
     monkeypatch.setattr("vmlab.iso.fetch_iso", broken_iso)
     with pytest.raises(InfrastructureError, match="the ISO is gone"):
-        labs.create(str(profile), "early", provision=False, check_urls=False)
+        create_lab(str(profile), "early", provision=False, check_urls=False)
     assert events == []
     assert host.conn.listAllNetworks() == [] and host.conn.listAllDomains(0) == []
     assert not (paths.labs_dir() / "early").exists()
@@ -143,7 +144,7 @@ def test_a_colliding_subnet_stops_create_before_anything_is_made(home, monkeypat
     profile = kickstart_profile(home, provider="192.168.122.0/24")
     try:
         with pytest.raises(VmlabError) as info:
-            labs.create(str(profile), "collide", provision=False, check_urls=False)
+            create_lab(str(profile), "collide", provision=False, check_urls=False)
         assert "preflight: 1 check failed; nothing was made" in info.value.message
         assert any("overlaps libvirt network 'default'" in p for p in info.value.problems)
         assert "`subnet: 192.168.123.0/24`" in info.value.hint
@@ -195,7 +196,7 @@ def test_a_preseed_lab_boots_the_installer_with_the_servers_token_url(home, host
                 subnet: 192.168.70.0/24, address: 192.168.70.2}}
         """))
     with pytest.raises(Booted):
-        labs.create(str(profile), "pre", provision=False, check_urls=False)
+        create_lab(str(profile), "pre", provision=False, check_urls=False)
     listen, define, boot = events
     assert listen == ("listen", "10.91.0.1")
     cmdline, running = define[1], define[2]

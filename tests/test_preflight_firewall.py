@@ -134,6 +134,7 @@ def test_create_stops_before_anything_is_made_when_firewalld_rejects(home, firew
                                                                      monkeypatch):
     from tests.test_create_order import SharedDriver
     from vmlab import lab as labs
+    from vmlab.create import create as create_lab
     from vmlab import paths
 
     driver = SharedDriver(f"test://{host_xml(home / 'host.xml')}")
@@ -141,7 +142,7 @@ def test_create_stops_before_anything_is_made_when_firewalld_rejects(home, firew
     path = newton_profile(home / "fw.yaml", Mirror(home, closed_port()), "test:///unused")
     try:
         with pytest.raises(VmlabError) as info:
-            labs.create(str(path), "fw", provision=False, check_urls=False)
+            create_lab(str(path), "fw", provision=False, check_urls=False)
         assert "preflight: 1 check failed; nothing was made" in str(info.value)
         assert OPEN.format(zone="libvirt") in info.value.hint
         assert driver.conn.listAllNetworks() == [] and driver.conn.listAllDomains(0) == []
@@ -158,6 +159,7 @@ def test_the_port_the_server_really_took_is_checked_before_the_vm_is_defined(
 
     from tests.test_create_order import SharedDriver, kickstart_profile
     from vmlab import lab as labs
+    from vmlab.create import create as create_lab
     from vmlab.drivers.libvirt.networks import existing_networks
     from vmlab.installserver import InstallServer
 
@@ -184,7 +186,7 @@ def test_the_port_the_server_really_took_is_checked_before_the_vm_is_defined(
     squatter.listen()
     try:
         with pytest.raises(VmlabError) as info:
-            labs.create(str(kickstart_profile(home)), "port", provision=False,
+            create_lab(str(kickstart_profile(home)), "port", provision=False,
                         check_urls=False)
         assert f"rejects TCP port {INSTALL_PORTS[1]}" in info.value.problems[0]
         assert "the networks made for the lab are removed again" in info.value.message

@@ -22,6 +22,7 @@ from pathlib import Path
 import filelock
 
 from vmlab import __version__, lab as labs, paths, reconcile
+from vmlab import create as creating
 from vmlab.attempts import StageAttempt
 from vmlab.errors import (EXIT_FAILED, EXIT_OK, LabLocked, NotFound, StageFailed, UsageError,
                           VmlabError)
@@ -161,7 +162,7 @@ def _run(name: str, profile: str, from_stage: str | None, retries: int, progress
                 labs.destroy(name, progress=progress)
             except NotFound:
                 labs.forget(name)
-        labs.create(profile, name, provision=False, progress=progress, guest=guest)
+        creating.create(profile, name, provision=False, progress=progress, guest=guest)
     retried: dict[str, int] = {}
     while True:
         result = reconcile.run_provision(name, progress=progress, raise_failure=False,

@@ -39,14 +39,14 @@ def create(profile: str, lab: str | None, no_provision: bool, seed_passwords: st
       vmlab create --profile ./my-lab.yaml --lab test1 --no-provision
       vmlab create --profile demo --on-error shell   a shell in the guest if a stage fails
     """
-    from vmlab import lab as labs
     from vmlab.cli.stagerun import after_failure
+    from vmlab.create import create as create_lab
     from vmlab.errors import StageFailed
 
     try:
-        name = labs.create(profile, lab, provision=not no_provision,
-                           seed_passwords=seed_passwords, progress=cli_progress(),
-                           check_urls=not no_preflight)
+        name = create_lab(profile, lab, provision=not no_provision,
+                          seed_passwords=seed_passwords, progress=cli_progress(),
+                          check_urls=not no_preflight)
     except StageFailed as exc:
         after_failure(exc, on_error)
         raise
