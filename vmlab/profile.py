@@ -15,21 +15,19 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict as StrictType,
-                      ValidationError, ValidationInfo, field_validator, model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from vmlab.errors import ProfileError
+from vmlab.profileinstall import (IMAGE_SUITES, SERVED_INSTALLS, ImageInstall,  # noqa: F401
+                                  Install, KickstartInstall, PreseedInstall)
+from vmlab.profiletypes import Bool, Int, Sha256, Strict
 from vmlab.platforms import DISTROS, RELEASES
 from vmlab.names import check_hypervisor_name, check_name, check_port_group
 from vmlab.profilefiles import (deep_merge, file_defining, find_profile, format_loc,
                                 resolve_chain)
 
 STAGE_NAME_RE = r"^[a-z0-9][a-z0-9-]{0,39}$"
-
-#: An integer key takes an integer only: not `true` (a bool is an int to Python), not 2.0.
-Int = Annotated[int, StrictType()]
-#: A yes/no key takes true or false only, not 1 or "yes".
-Bool = Annotated[bool, StrictType()]
 
 #: Largest memory_mib: 4 TiB. QEMU and vSphere accept more on paper, but no host a lab runs
 #: on has it; a bigger number is a unit slip (GiB or bytes given as MiB) that would otherwise
@@ -41,45 +39,8 @@ MAX_MEMORY_MIB = 4 * 1024 * 1024
 #: from the distribution table (vmlab.platforms).
 PLATFORM_INSTALLS = {d.name: d.install_methods for d in DISTROS.values()}
 PLATFORM_RELEASES = {d.name: d.releases for d in DISTROS.values()}
-#: The Debian suites an image can be built from: those of the table's distributions.
-IMAGE_SUITES = {d.codename: d.name for d in DISTROS.values()
-                if d.codename is not None and "image" in d.install_methods}
 PlatformName = Literal[tuple(DISTROS)]  # type: ignore[valid-type]
 ReleaseName = Literal[tuple(RELEASES)]  # type: ignore[valid-type]
-SuiteName = Literal[tuple(IMAGE_SUITES)]  # type: ignore[valid-type]
-
-
-def _debian_package(value: str) -> str:
-    # Debian Policy 5.6.1: lower-case letters, digits, '+', '-', '.'; at least two
-    # characters, starting with a letter or digit.
-    if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", value):
-        raise ValueError("not a Debian package name (lower-case letters, digits, '+', '-' and "
-                         "'.', at least 2 characters, starting with a letter or digit)")
-    return value
-
-
-def _kickstart_package(value: str) -> str:
-    # An RPM name (Fedora's naming guidelines: letters, digits, '-', '.', '_', '+'), a
-    # comps group as @group or @^environment, either excluded with a leading '-'.
-    if not re.fullmatch(r"-?(@\^?)?[A-Za-z0-9][A-Za-z0-9._+-]*", value):
-        raise ValueError("not a package name for a kickstart's %packages (an RPM name of "
-                         "letters, digits, '-', '.', '_' and '+'; @group; -name to exclude)")
-    return value
-
-
-def _sha256(value: str) -> str:
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-        raise ValueError("expected a sha256 checksum: 64 hexadecimal digits")
-    return value.lower()
-
-
-DebianPackage = Annotated[str, AfterValidator(_debian_package)]
-KickstartPackage = Annotated[str, AfterValidator(_kickstart_package)]
-Sha256 = Annotated[str, AfterValidator(_sha256)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LibvirtHypervisor(Strict):
@@ -109,61 +70,6 @@ class VsphereHypervisor(Strict):
 
 
 Hypervisor = Annotated[Union[LibvirtHypervisor, VsphereHypervisor], Field(discriminator="kind")]
-
-
-class ImageInstall(Strict):
-    """Build the guest disk from Debian packages (mmdebstrap) and boot its kernel directly."""
-
-    method: Literal["image"]
-    suite: SuiteName = "bookworm"
-    packages: tuple[DebianPackage, ...] = ()
-    mirror: str | None = None
-
-
-class KickstartInstall(Strict):
-    """Install from the distribution's ISO with a served kickstart (CentOS 7)."""
-
-    method: Literal["kickstart"]
-    template: str = "centos7.ks.j2"
-    iso_url: str = "https://vault.centos.org/7.9.2009/isos/x86_64/CentOS-7-x86_64-Minimal-2009.iso"
-    iso_sha256: str = Field("07b94e6b1a0b0260b94c83d6bb76b26bf7a310dc78d7a9c7432809fb9bc6194a",
-                            pattern=r"^[0-9a-f]{64}$")
-    #: The install tree the kickstart's `url` command points at.
-    install_url: str = "http://vault.centos.org/7.9.2009/os/x86_64/"
-    #: The ISO's volume label, for anaconda's inst.stage2 when the ISO is a CD-ROM.
-    iso_label: str = "CentOS 7 x86_64"
-    timezone: str = "UTC"
-    packages: tuple[KickstartPackage, ...] = ()
-    #: Address the install server listens on; default: what the provider network reaches.
-    serve_on: ipaddress.IPv4Address | None = None
-    install_timeout_minutes: Int = Field(90, ge=5)
-
-
-class PreseedInstall(Strict):
-    """Install Debian 12 with debian-installer's netboot kernel and initrd and a served
-    preseed (the kickstart path's machinery: install server, kernel boot, callback)."""
-
-    method: Literal["preseed"]
-    template: str = "debian12.preseed.j2"
-    #: Where the installer's ``linux`` and ``initrd.gz`` are: what Debian's
-    #: debian-installer-12-netboot-amd64 package installs.
-    netboot_dir: Path = Path("/usr/lib/debian-installer/images/12/amd64/text/"
-                             "debian-installer/amd64")
-    suite: Literal["bookworm"] = "bookworm"
-    #: The Debian mirror the installer and the installed system use (host, then path).
-    mirror_host: str = Field("deb.debian.org", pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
-    mirror_directory: str = Field("/debian", pattern=r"^/[A-Za-z0-9._/-]*$")
-    timezone: str = Field("UTC", pattern=r"^[A-Za-z0-9_+/-]+$")
-    packages: tuple[DebianPackage, ...] = ()
-    #: Address the install server listens on; default: what the provider network reaches.
-    serve_on: ipaddress.IPv4Address | None = None
-    install_timeout_minutes: Int = Field(150, ge=5)
-
-
-Install = Annotated[Union[ImageInstall, KickstartInstall, PreseedInstall],
-                    Field(discriminator="method")]
-#: The install methods whose installer fetches its answers from vmlab's install server.
-SERVED_INSTALLS = (KickstartInstall, PreseedInstall)
 
 
 class Nic(Strict):
