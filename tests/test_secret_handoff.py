@@ -9,6 +9,7 @@ the files the stages write are read back by each format's own rules.
 """
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -17,16 +18,17 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
 from vmlab.plan import plan
-from vmlab.platforms import distro
+from vmlab.platforms import distro, release
 from vmlab.profile import load_profile
 from vmlab.remote import shell_script
 from vmlab.stages.secretio import (FILTERS, MaskedSecret, mycnf_value, oslo_value,
-                                   seed_problem, shell_word, sql_string, url_password)
+                                   pymysql_option_value, seed_problem, shell_word, sql_string,
+                                   url_password)
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = sorted(str(p) for p in (REPO / "profiles").glob("*.yaml")) + \
@@ -183,6 +185,31 @@ def read_mycnf(line: str) -> str:
     return "".join(out)
 
 
+def read_pymysql_option(text: str) -> str:
+    """[client] password as PyMySQL reads it with read_default_file (pymysql/optionfile.py:
+    configparser.RawConfigParser, no interpolation; one pair of quotes around the value
+    removed; no escapes)."""
+    parser = configparser.RawConfigParser(allow_no_value=True)
+    parser.read_string(text)
+    value = parser.get("client", "password")
+    for quote in ("'", '"'):
+        if len(value) >= 2 and value[0] == value[-1] == quote:
+            return value[1:-1]
+    return value
+
+
+def survives_alembic(url: str) -> bool:
+    """Whether Alembic's Config.set_main_option takes ``url`` as it is (a ConfigParser with
+    '%' interpolation: Keystone 27's db_sync hands it the URL unescaped)."""
+    parser = configparser.ConfigParser()
+    parser.add_section("alembic")
+    try:
+        parser.set("alembic", "sqlalchemy.url", url)
+    except ValueError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("path", OPENSTACK, ids=lambda p: Path(p).stem)
 def test_openstack_stages_hand_on_every_secret_byte_for_byte(path, tmp_path):
     secrets, stages = planned(path)
@@ -225,11 +252,18 @@ def test_openstack_stages_hand_on_every_secret_byte_for_byte(path, tmp_path):
                                   "/dev/stdin"], input=files[f"/root/{user}-openrc"],
                                  capture_output=True, text=True, check=True).stdout
         assert sourced == secrets[user]
+    in_option_file = release(load_profile(path).profile.openstack.release) \
+        .db_password_in_option_file
     for conf, secret in (("/etc/keystone/keystone.conf", "keystone_db"),
                          ("/etc/glance/glance-api.conf", "glance_db")):
         url = re.search(r"^connection = (.*)$", files[conf], re.M).group(1)
         assert read_oslo("connection = " + url) == url  # nothing in it for oslo to change
-        assert unquote(urlsplit(url).password) == secrets[secret]
+        if in_option_file:  # the password where PyMySQL reads it, none in the URL
+            assert urlsplit(url).password is None and survives_alembic(url)
+            option_file = parse_qs(urlsplit(url).query)["read_default_file"][0]
+            assert read_pymysql_option(files[option_file]) == secrets[secret]
+        else:
+            assert unquote(urlsplit(url).password) == secrets[secret]
     authtoken = re.search(r"^password = .*$", files["/etc/glance/glance-api.conf"], re.M)
     assert read_oslo(authtoken.group(0)) == secrets["glance"]
     mycnf = re.search(r"^password = .*$", files["/root/.my.cnf"], re.M)
@@ -248,6 +282,7 @@ def test_each_format_gives_the_value_back(value):
     assert unquote(urlsplit(f"mysql://u:{url_password(value)}@h/db").password) == value
     assert read_oslo(f"password = {oslo_value(value)}") == value
     assert read_mycnf(f"password = {mycnf_value(value)}") == value
+    assert read_pymysql_option(f"[client]\npassword = {pymysql_option_value(value)}\n") == value
     shell = subprocess.run(["bash", "-c", f"printf %s {shell_word(value)}"],
                            capture_output=True, text=True, check=True).stdout
     assert shell == value
@@ -258,7 +293,7 @@ def test_a_plan_placeholder_is_quoted_but_not_escaped():
     assert {name: f(masked) for name, f in FILTERS.items()} == {
         "sql_string": "'<secret:root>'", "url_password": "<secret:root>",
         "oslo_value": "<secret:root>", "mycnf_value": '"<secret:root>"',
-        "shell_word": "'<secret:root>'"}
+        "pymysql_option_value": '"<secret:root>"', "shell_word": "'<secret:root>'"}
 
 
 @pytest.mark.parametrize("seed, problem", [
@@ -281,3 +316,10 @@ def test_create_refuses_a_seed_it_cannot_carry_before_it_makes_anything(tmp_path
     assert "--seed-passwords" in done.stderr and "control character" in done.stderr
     assert "secret-7f3a" not in done.stdout + done.stderr
     assert not (tmp_path / "state" / "vmlab" / "labs" / "seedcheck").exists()
+
+
+def test_a_percent_encoded_password_breaks_alembic_so_epoxy_keeps_it_in_an_option_file():
+    """Why Release.db_password_in_option_file: Keystone 27's db_sync failed on a real guest
+    with "invalid interpolation syntax" for exactly this URL."""
+    assert not survives_alembic(f"mysql+pymysql://keystone:{url_password(HARD)}@controller/k")
+    assert release("epoxy").db_password_in_option_file

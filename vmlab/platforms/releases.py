@@ -19,6 +19,12 @@ class Release:
     #: keystonemiddleware's option for the URI clients are sent to: auth_uri, deprecated in
     #: Queens for www_authenticate_uri
     authtoken_uri_option: str
+    #: The services' database password in a PyMySQL option file (``read_default_file``)
+    #: instead of the connection URL. Keystone 27 (2025.1) hands that URL to Alembic's
+    #: ConfigParser without escaping ``%`` (keystone/common/sql/upgrades.py), so a
+    #: percent-encoded password (any space, quote, ``$`` or backslash) makes
+    #: ``keystone-manage db_sync`` fail with "invalid interpolation syntax".
+    db_password_in_option_file: bool = False
 
     def keystone_urls(self) -> dict[str, str]:
         """Keystone's endpoints by interface, as the keystone stage registers them."""
@@ -36,6 +42,7 @@ NEWTON = Release("newton", "Newton (2016)", keystone_admin_port=35357, glance_re
 ZED = Release("zed", "Zed (2022)", keystone_admin_port=5000, glance_registry=False,
               keystone_paste_pipeline=False, authtoken_uri_option="www_authenticate_uri")
 EPOXY = Release("epoxy", "2025.1 Epoxy", keystone_admin_port=5000, glance_registry=False,
-                keystone_paste_pipeline=False, authtoken_uri_option="www_authenticate_uri")
+                keystone_paste_pipeline=False, authtoken_uri_option="www_authenticate_uri",
+                db_password_in_option_file=True)
 
 RELEASES: dict[str, Release] = {r.name: r for r in (NEWTON, ZED, EPOXY)}

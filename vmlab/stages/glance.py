@@ -4,7 +4,7 @@ from __future__ import annotations
 from vmlab.platforms import Pkg, Svc
 from vmlab.stages.base import Context, Stage, StageEnv, apply
 from vmlab.stages.infrastructure import wait_for_port
-from vmlab.stages.keystone import ADMIN, create_database, create_user
+from vmlab.stages.keystone import ADMIN, create_database, create_user, write_database_password
 
 IMAGE_PATH = "/root/vmlab-test-image.img"
 
@@ -23,6 +23,7 @@ def install_glance(c: Context, env: StageEnv) -> None:
               f"image {interface} http://controller:9292")
     apply(c, env, p.preseed(Pkg.GLANCE))
     c.run(p.install(Pkg.GLANCE))
+    write_database_password(c, env, "glance", "glance_db")
     c.put(env.render("openstack/glance-api.conf.j2"), "/etc/glance/glance-api.conf", mode=0o640)
     c.run("chgrp glance /etc/glance/glance-api.conf")
     services = [Svc.GLANCE_API]

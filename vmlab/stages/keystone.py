@@ -15,6 +15,17 @@ def create_database(c: Context, env: StageEnv, name: str, secret: str) -> None:
                                     password=env.secret(secret)), hide=True)
 
 
+def write_database_password(c: Context, env: StageEnv, service: str, secret: str) -> None:
+    """Where the release reads it from an option file (see Release.db_password_in_option_file):
+    the service's database password there, readable by the service's group only."""
+    if not env.release.db_password_in_option_file:
+        return
+    path = f"/etc/{service}/{service}-db.cnf"
+    c.put(env.render("openstack/database-password.cnf.j2", service=service, secret=secret),
+          path, mode=0o640)
+    c.run(f"chgrp {service} {path}")
+
+
 def create_user(c: Context, env: StageEnv, user: str, secret: str) -> None:
     """`openstack user create --or-show --domain default --password PASSWORD USER`, with the
     password from the environment: the client runs in-process (openstackclient.shell.main,
@@ -43,6 +54,7 @@ def install_keystone(c: Context, env: StageEnv) -> None:
     if p.has_service(Svc.KEYSTONE_PACKAGED):
         # The package started Keystone itself on port 5000; the manual has Apache serve it.
         c.run(f"systemctl disable --now {p.service(Svc.KEYSTONE_PACKAGED)}")
+    write_database_password(c, env, "keystone", "keystone_db")
     c.put(env.render("openstack/keystone.conf.j2"), "/etc/keystone/keystone.conf", mode=0o640)
     c.run("chgrp keystone /etc/keystone/keystone.conf")
     c.run('su -s /bin/sh -c "keystone-manage db_sync" keystone')

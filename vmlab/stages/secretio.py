@@ -11,6 +11,9 @@ the format's own quoting is applied here, once, by a template filter:
 - ``oslo_value``: an oslo.config value (``$`` doubled so it is not substituted; quoted
   when it would lose quotes of its own, which the parser strips around a whole value).
 - ``mycnf_value``: a MySQL/MariaDB option-file value (double-quoted, backslash escapes).
+- ``pymysql_option_value``: a value in an option file PyMySQL reads (``read_default_file``):
+  its parser (configparser, no interpolation) takes the text as it is and strips one pair
+  of quotes around it, and no escapes: double-quoted, nothing escaped.
 - ``shell_word``: one single-quoted POSIX shell word (an openrc file is sourced by a shell).
 
 In a plan the secrets are ``MaskedSecret`` placeholders: the filters keep their quoting
@@ -69,6 +72,10 @@ def mycnf_value(value: str) -> str:
     return f'"{escaped}"'
 
 
+def pymysql_option_value(value: str) -> str:
+    return f'"{value}"'
+
+
 def shell_word(value: str) -> str:
     if isinstance(value, MaskedSecret):
         return f"'{value}'"
@@ -76,7 +83,8 @@ def shell_word(value: str) -> str:
 
 
 FILTERS = {"sql_string": sql_string, "url_password": url_password, "oslo_value": oslo_value,
-           "mycnf_value": mycnf_value, "shell_word": shell_word}
+           "mycnf_value": mycnf_value, "pymysql_option_value": pymysql_option_value,
+           "shell_word": shell_word}
 
 
 def seed_problem(value: str) -> str | None:
