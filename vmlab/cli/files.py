@@ -2,7 +2,7 @@
 profiles."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -35,17 +35,25 @@ def plan(profile: str, lab: str | None, as_json: bool) -> None:
         click.echo(format_plan(name, loaded, stages), nl=False)
 
 
+def _installer_file_options(method: str) -> Callable[[Callable], Callable]:
+    """The options of `render kickstart` and `render preseed`."""
+    def apply(command: Callable) -> Callable:
+        command = click.option("--show-secrets", is_flag=True, help="Print the root password "
+                               "hash instead of masking it.")(command)
+        command = NEW_LAB_OPTION(command)
+        return click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
+                            help=f"The profile whose {method} to render (it installs by "
+                                 f"{method}).")(command)
+    return apply
+
+
 @cli.group()
 def render() -> None:
     """Print files vmlab generates for a lab."""
 
 
 @render.command("kickstart")
-@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
-              help="The profile whose kickstart to render (it installs by kickstart).")
-@NEW_LAB_OPTION
-@click.option("--show-secrets", is_flag=True,
-              help="Print the root password hash instead of masking it.")
+@_installer_file_options("kickstart")
 def render_kickstart_command(profile: str, lab: str | None, show_secrets: bool) -> None:
     """Print the lab's kickstart, validated (secrets masked unless --show-secrets).
 
@@ -74,11 +82,7 @@ def render_kickstart_command(profile: str, lab: str | None, show_secrets: bool) 
 
 
 @render.command("preseed")
-@click.option("--profile", "-p", "profile", required=True, metavar="NAME|PATH",
-              help="The profile whose preseed to render (it installs by preseed).")
-@NEW_LAB_OPTION
-@click.option("--show-secrets", is_flag=True,
-              help="Print the root password hash instead of masking it.")
+@_installer_file_options("preseed")
 def render_preseed_command(profile: str, lab: str | None, show_secrets: bool) -> None:
     """Print the lab's preseed and the late script it runs, checked as before an install
     (secrets masked unless --show-secrets).
