@@ -13,20 +13,13 @@ import pytest
 
 from tests.handmade_labs import RUNNING, Home, home, node_file, state_v3, vm_xml  # noqa: F401
 from tests.scripted_guest import ScriptedGuest
+from tests.test_create_order import SharedDriver  # one connection: what a command does persists
 from vmlab import lab as labs
 from vmlab.drivers.libvirt import LibvirtDriver
 from vmlab.errors import NotOwned, StageFailed
 from vmlab.rebuild import rebuild
 from vmlab.reconcile import run_provision
 from vmlab.recover import recover
-
-
-class SharedDriver(LibvirtDriver):
-    """One test-driver connection for every command of the test (each test:// connection
-    has its own state), closed by the test rather than by each `with`."""
-
-    def close(self) -> None:
-        return None
 
 
 def write_profile(path: Path, uri: str, *, reboot_b: bool = False) -> Path:
