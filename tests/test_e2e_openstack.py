@@ -3,6 +3,12 @@ deployed by the newton-aio stages, rolled back to before keystone, and resumed. 
 is zed-aio-debian12 (Debian 12), or the one VMLAB_E2E_PROFILE names (`make e2e-openstack
 PROFILE=epoxy-aio-debian13`).
 
+It runs on the profile's own libvirt networks, as newton-aio defines them (a NAT provider
+network with DHCP, an isolated management network where the guest is 192.168.70.2), made by
+vmlab in a network namespace of the test's own with a private libvirtd
+(tests/netns_fixtures.py): the Debian archive is reached through the NAT network, SSH over
+the management network; the networks go with the lab and the host's network is unchanged.
+
 Every secret of the lab is a seed made of what breaks quoting (`'`, `"`, `$`, a space, a
 backslash): MariaDB, RabbitMQ, keystone-manage, the openstack client and the openrc files
 must each get it byte for byte, as the built-in stages hand secrets over by environment or
@@ -24,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab_harness import Vmlab, virsh
+from tests import host_network
+from tests.lab_harness import Vmlab
 
 pytestmark = [pytest.mark.openstack, pytest.mark.e2e, pytest.mark.slow]
 LAB = "e2e-openstack"
@@ -68,10 +75,11 @@ def save_rollback_figure(rebuild: float, rollback: float, mode: str) -> None:
          source="`make e2e-openstack` (tests/test_e2e_openstack.py)")
 
 
-def test_deploy_roll_back_keystone_and_resume(libvirtd, vmlab):
+def test_deploy_roll_back_keystone_and_resume(netns_libvirtd, vmlab_netns, host_network_before):
+    vmlab = vmlab_netns
     started = time.monotonic()
     create_wall = time.time()
-    seeded = Vmlab({**vmlab.env, "VMLAB_SEED_PASSWORDS": SEED})
+    seeded = Vmlab({**vmlab.env, "VMLAB_SEED_PASSWORDS": SEED}, prefix=vmlab.prefix)
     seeded("create", "--profile", PROFILE, "--lab", LAB, timeout=5400)
     deployed = time.monotonic() - started
     print(f"\ndeployed in {deployed / 60:.1f} min:\n{stage_times(vmlab)}")
@@ -108,5 +116,12 @@ def test_deploy_roll_back_keystone_and_resume(libvirtd, vmlab):
     assert all(r["status"] == "done" for r in status["stages"]) and status["complete"]
     print(f"total {(time.monotonic() - started) / 60:.1f} min")
 
+    # on the profile's libvirt networks: the guest's NICs are network interfaces
+    networks = netns_libvirtd.virsh("domiflist", f"vmlab-{LAB}")
+    assert "vmlab-provider" in networks and "vmlab-management" in networks
     vmlab("destroy", "--lab", LAB, "--yes")
-    assert f"vmlab-{LAB}" not in virsh("list", "--all", "--name").split()
+    assert f"vmlab-{LAB}" not in netns_libvirtd.virsh("list", "--all", "--name").split()
+    assert not {"vmlab-provider", "vmlab-management"} & set(
+        netns_libvirtd.virsh("net-list", "--all", "--name").split())
+    changed = host_network_before.differences(host_network.snapshot())
+    assert not changed, "\n".join(changed)

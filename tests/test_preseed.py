@@ -133,6 +133,14 @@ def preseed_profile(path: Path, netboot: Path, extra: str = "") -> Path:
     return path
 
 
+USER_MODE_NICS = textwrap.dedent("""\
+    vm:
+      nics:
+        - {role: provider, network: user, subnet: 10.0.2.0/24, address: 10.0.2.15, gateway: 10.0.2.2}
+        - {role: management, network: user, subnet: 192.168.70.0/24, address: 192.168.70.2}
+    """)
+
+
 @pytest.fixture
 def netboot(tmp_path):
     folder = tmp_path / "netboot"
@@ -144,9 +152,10 @@ def netboot(tmp_path):
 
 def test_install_plan_boots_the_netboot_kernel_with_the_token_url(tmp_path, netboot,
                                                                   monkeypatch):
-    # the profile's NICs are user-mode: the server listens on loopback, the guest sees .2
+    # user-mode NICs: the server listens on loopback, the guest sees the host as .2 (on
+    # libvirt networks it listens on the network's address, which exists only in a lab)
     monkeypatch.setattr(install, "INSTALL_PORTS", range(18719, 18729))
-    loaded = load_profile(str(preseed_profile(tmp_path / "pre.yaml", netboot)))
+    loaded = load_profile(str(preseed_profile(tmp_path / "pre.yaml", netboot, USER_MODE_NICS)))
     provider_mac = loaded.profile.vm.nic("provider").mac_for("pre")
     with install.prepare("pre", loaded, "ssh-ed25519 AAAAkey vmlab-pre\n",
                          {"root": "Root-Pass-99"}, QUIET) as prepared:

@@ -48,11 +48,19 @@ def configure_network(c: Context, env: StageEnv) -> None:
         c.put(env.render("openstack/resolv.conf.j2"), "/etc/resolv.conf")
 
 
+def dhcp_lease_check(mac: str) -> str:
+    """A command that fails unless the NIC with ``mac`` has an IPv4 address."""
+    device = f"$(ip -o link | grep -i 'link/ether {mac} ' | cut -d: -f2 | tr -d ' ')"
+    return f'ip -o -4 addr show dev "{device}" | grep -q " inet "'
+
+
 def verify_network(c: Context, env: StageEnv) -> None:
     for nic in env.nics:
         if nic["address"]:
             c.run(f"ip -o -4 addr show | grep -i -q ' {nic['address']}/{nic['prefix']} '")
             c.run(f"ip -o link | grep -i -q 'link/ether {nic['mac']} '")
+        else:  # DHCP (the manual's provider interface): a lease after the reboot
+            c.run(dhcp_lease_check(nic["mac"]))
     c.run(f"getent hosts controller | grep -q '^{env.management_address} '")
     for server in env.dns or ():  # still there after the stage's reboot
         c.run(f"grep -q '^nameserver {server}$' /etc/resolv.conf")
