@@ -23,7 +23,8 @@ from vmlab.profileinstall import (IMAGE_SUITES, SERVED_INSTALLS, ImageInstall,  
                                   Install, KickstartInstall, PreseedInstall)
 from vmlab.profiletypes import Bool, Int, Sha256, Strict
 from vmlab.platforms import DISTROS, RELEASES
-from vmlab.names import check_hypervisor_name, check_name, check_port_group
+from vmlab import drivers
+from vmlab.names import check_hypervisor_name, check_name
 from vmlab.profilefiles import (deep_merge, file_defining, find_profile, format_loc,
                                 resolve_chain)
 
@@ -327,10 +328,8 @@ def consistency_problems(profile: Profile) -> list[tuple[tuple[Any, ...], str]]:
                              f"MAC {nic.mac} is also vm.nics[{earlier_macs.index(nic.mac)}]"
                              ".mac; every NIC needs its own"))
         if nic.network_name is not None:
-            check = (check_port_group if profile.hypervisor.kind == "vsphere"
-                     else check_hypervisor_name)
             try:
-                check("network name", nic.network_name)
+                drivers.kind(profile.hypervisor.kind).check_network_name(nic.network_name)
             except ValueError as exc:
                 problems.append((("vm", "nics", index, "network_name"), str(exc)))
     for index, secret in enumerate(profile.secrets):

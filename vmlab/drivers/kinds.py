@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from vmlab.errors import InfrastructureError
+from vmlab.names import check_hypervisor_name
 
 if TYPE_CHECKING:
     from vmlab.drivers.base import Driver, NetworkSpec
@@ -60,6 +61,11 @@ class DriverKind(abc.ABC):
     @abc.abstractmethod
     def uri(self, section: Section) -> str:
         """The hypervisor as a lab's state and messages name it (no secret in it)."""
+
+    def check_network_name(self, value: object) -> str:
+        """``value`` if it may name a network on this hypervisor (a profile's
+        ``network_name``); InvalidName otherwise. Default: a libvirt object name."""
+        return check_hypervisor_name("network name", value)
 
     def host_address(self, network: NetworkSpec) -> tuple[str, str]:
         """(address to listen on, address the guest uses) for a service on this machine that

@@ -7,6 +7,7 @@ from typing import Any
 
 from vmlab.drivers.kinds import Capabilities, DriverKind, Section
 from vmlab.errors import UsageError
+from vmlab.names import check_port_group
 
 #: The section's keys that are constructor arguments of VsphereDriver as they are.
 _PASSED = ("host", "port", "user", "insecure", "datacenter", "cluster", "host_system",
@@ -28,6 +29,9 @@ class VsphereKind(DriverKind):
 
     def uri(self, section: Section) -> str:
         return f"vsphere://{section['user']}@{section['host']}:{section['port']}"
+
+    def check_network_name(self, value: object) -> str:
+        return check_port_group("network name", value)  # a port group may hold spaces
 
 
 def password(section: Section) -> str:
