@@ -14,9 +14,9 @@ BENCH_NOTE ?=
 help:
 	@echo "make demo           build a small Debian guest and run the demo lab on local libvirt/qemu"
 	@echo "make demo-netns     the demo on libvirt NAT + isolated networks, in a network namespace"
-	@echo "make test           install what the tests need and run them (about 10 minutes)"
+	@echo "make test           install what the tests need and run them (about 12 minutes)"
 	@echo "make test-fast      only the tests that need no VM"
-	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (55 to 75 minutes without KVM);"
+	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (45 to 75 minutes without KVM);"
 	@echo "                    PROFILE=epoxy-aio-debian13 for Debian 13 (default: zed-aio-debian12)"
 	@echo "make e2e-install    a real debian-installer boot (5 min), then a preseed install of Debian 12 and prep,"
 	@echo "                   network, ntp (30-60 min; the mirror must serve the installer's udebs: VMLAB_E2E_MIRROR)"
