@@ -20,10 +20,11 @@ class Release:
     #: Queens for www_authenticate_uri
     authtoken_uri_option: str
     #: The services' database password in a PyMySQL option file (``read_default_file``)
-    #: instead of the connection URL. Keystone 27 (2025.1) hands that URL to Alembic's
-    #: ConfigParser without escaping ``%`` (keystone/common/sql/upgrades.py), so a
-    #: percent-encoded password (any space, quote, ``$`` or backslash) makes
-    #: ``keystone-manage db_sync`` fail with "invalid interpolation syntax".
+    #: instead of the connection URL. Keystone since Zed (22, its first Alembic release;
+    #: 27 in 2025.1 too) hands that URL to Alembic's ConfigParser without escaping ``%``
+    #: (keystone/common/sql/upgrades.py: ``set_main_option('sqlalchemy.url',
+    #: CONF.database.connection)``), so a percent-encoded password (any space, quote, ``$``
+    #: or backslash) makes ``keystone-manage db_sync`` fail ("invalid interpolation syntax").
     db_password_in_option_file: bool = False
 
     def keystone_urls(self) -> dict[str, str]:
@@ -40,7 +41,8 @@ class Release:
 NEWTON = Release("newton", "Newton (2016)", keystone_admin_port=35357, glance_registry=True,
                  keystone_paste_pipeline=True, authtoken_uri_option="auth_uri")
 ZED = Release("zed", "Zed (2022)", keystone_admin_port=5000, glance_registry=False,
-              keystone_paste_pipeline=False, authtoken_uri_option="www_authenticate_uri")
+              keystone_paste_pipeline=False, authtoken_uri_option="www_authenticate_uri",
+              db_password_in_option_file=True)
 EPOXY = Release("epoxy", "2025.1 Epoxy", keystone_admin_port=5000, glance_registry=False,
                 keystone_paste_pipeline=False, authtoken_uri_option="www_authenticate_uri",
                 db_password_in_option_file=True)
