@@ -174,13 +174,14 @@ def preseed_boot_cmdline(*, preseed_url: str, interface_mac: str, hostname: str,
 
 def netboot_files(install: PreseedInstall) -> tuple[Path, Path]:
     """The installer's kernel and initrd, from Debian's netboot package."""
-    kernel, initrd = install.netboot_dir / "linux", install.netboot_dir / "initrd.gz"
+    folder = install.netboot_folder
+    kernel, initrd = folder / "linux", folder / "initrd.gz"
     for path in (kernel, initrd):
         if not path.is_file():
             raise InfrastructureError(
                 f"debian-installer's netboot {path.name} is not at {path}",
-                hint="install Debian's debian-installer-12-netboot-amd64 package "
-                     "(`apt-get install debian-installer-12-netboot-amd64`), or set "
+                hint=f"install Debian's {install.netboot_package} package "
+                     f"(`apt-get install {install.netboot_package}`), or set "
                      "install.netboot_dir to the folder holding linux and initrd.gz")
     return kernel, initrd
 

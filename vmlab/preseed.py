@@ -63,11 +63,11 @@ class Rendered:
 
 
 def late_template(template: str) -> str:
-    """``debian12.preseed.j2`` -> ``debian12-late.sh.j2``."""
+    """``debian.preseed.j2`` -> ``debian-late.sh.j2``."""
     return template.split(".", 1)[0] + LATE_SUFFIX
 
 
-def render_preseed(inputs: PreseedInputs, template: str = "debian12.preseed.j2",
+def render_preseed(inputs: PreseedInputs, template: str = "debian.preseed.j2",
                    salt: str | None = None) -> Rendered:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(kickstart_templates_dir())),

@@ -283,7 +283,7 @@ class Profile(Strict):
     @classmethod
     def _release_of_platform(cls, data: Any) -> Any:
         """Without openstack.release, the release the platform's packages are; without
-        install.suite (an image), the platform's Debian suite."""
+        install.suite (an image or a preseed install), the platform's Debian suite."""
         if isinstance(data, dict):
             platform = data.get("platform", cls.model_fields["platform"].default)
             distro = DISTROS.get(platform) if isinstance(platform, str) else None
@@ -292,7 +292,8 @@ class Profile(Strict):
                 data = {**data, "openstack": {**settings, "release": distro.releases[0]}}
             install = data.get("install")
             if (distro and distro.codename and isinstance(install, dict)
-                    and install.get("method") == "image" and "suite" not in install):
+                    and install.get("method") in ("image", "preseed")
+                    and "suite" not in install):
                 data = {**data, "install": {**install, "suite": distro.codename}}
         return data
 

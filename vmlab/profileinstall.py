@@ -15,6 +15,11 @@ from vmlab.profiletypes import DebianPackage, Int, KickstartPackage, Strict
 IMAGE_SUITES = {d.codename: d.name for d in DISTROS.values()
                 if d.codename is not None and "image" in d.install_methods}
 SuiteName = Literal[tuple(IMAGE_SUITES)]  # type: ignore[valid-type]
+#: The Debian suites debian-installer installs: codename -> Debian's version number (its
+#: netboot images come in the package debian-installer-<number>-netboot-amd64).
+PRESEED_SUITES = {d.codename: d.name.removeprefix("debian") for d in DISTROS.values()
+                  if d.codename is not None and "preseed" in d.install_methods}
+PreseedSuite = Literal[tuple(PRESEED_SUITES)]  # type: ignore[valid-type]
 
 
 class ImageInstall(Strict):
@@ -46,16 +51,15 @@ class KickstartInstall(Strict):
 
 
 class PreseedInstall(Strict):
-    """Install Debian 12 with debian-installer's netboot kernel and initrd and a served
+    """Install Debian with debian-installer's netboot kernel and initrd and a served
     preseed (the kickstart path's machinery: install server, kernel boot, callback)."""
 
     method: Literal["preseed"]
-    template: str = "debian12.preseed.j2"
-    #: Where the installer's ``linux`` and ``initrd.gz`` are: what Debian's
-    #: debian-installer-12-netboot-amd64 package installs.
-    netboot_dir: Path = Path("/usr/lib/debian-installer/images/12/amd64/text/"
-                             "debian-installer/amd64")
-    suite: Literal["bookworm"] = "bookworm"
+    template: str = "debian.preseed.j2"
+    #: Where the installer's ``linux`` and ``initrd.gz`` are; default: where Debian's
+    #: debian-installer-<number>-netboot-amd64 package of the suite installs them.
+    netboot_dir: Path | None = None
+    suite: PreseedSuite = "bookworm"
     #: The Debian mirror the installer and the installed system use (host, then path).
     mirror_host: str = Field("deb.debian.org", pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
     mirror_directory: str = Field("/debian", pattern=r"^/[A-Za-z0-9._/-]*$")
@@ -64,6 +68,17 @@ class PreseedInstall(Strict):
     #: Address the install server listens on; default: what the provider network reaches.
     serve_on: ipaddress.IPv4Address | None = None
     install_timeout_minutes: Int = Field(150, ge=5)
+
+    @property
+    def netboot_package(self) -> str:
+        return f"debian-installer-{PRESEED_SUITES[self.suite]}-netboot-amd64"
+
+    @property
+    def netboot_folder(self) -> Path:
+        if self.netboot_dir is not None:
+            return self.netboot_dir
+        return Path(f"/usr/lib/debian-installer/images/{PRESEED_SUITES[self.suite]}/amd64/"
+                    "text/debian-installer/amd64")
 
 
 Install = Annotated[Union[ImageInstall, KickstartInstall, PreseedInstall],

@@ -100,15 +100,15 @@ _DEBIAN = dict(
     keystone_site_shipped=False,
 )
 
-#: Debian 12 is also installed by debian-installer (install.method preseed: the netboot
-#: kernel of the debian-installer-12-netboot-amd64 package and kickstart/debian12.preseed.j2).
+#: Debian is also installed by debian-installer (install.method preseed: the netboot kernel
+#: of the debian-installer-<number>-netboot-amd64 package and kickstart/debian.preseed.j2).
 DEBIAN12 = Distro(name="debian12", title="Debian 12", codename="bookworm",
                   install_methods=("image", "preseed"),
                   releases=("zed",), **_DEBIAN)  # type: ignore[arg-type]
 #: trixie's own archive packages OpenStack 2025.1 (Keystone 27, Glance 30) with MariaDB
 #: 11.8 and RabbitMQ 4.0
 DEBIAN13 = Distro(name="debian13", title="Debian 13", codename="trixie",
-                  install_methods=("image",),
+                  install_methods=("image", "preseed"),
                   releases=("epoxy",), **_DEBIAN)  # type: ignore[arg-type]
 
 DISTROS: dict[str, Distro] = {d.name: d for d in (CENTOS7, DEBIAN12, DEBIAN13)}
