@@ -45,6 +45,9 @@ PRIVATE_DIRS = ("/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/cache/
 SLIRP_CIDR = "10.99.0.0/24"
 #: slirp4netns's DNS forwarder: the subnet's .3 (its gateway is .2, the namespace .100)
 SLIRP_DNS = "10.99.0.3"
+#: The namespace's own address on its uplink: there from the start, before any libvirt
+#: network, and reached by the guests through their NAT network's gateway.
+NAMESPACE_ADDRESS = "10.99.0.100"
 #: The uplink as podman and rootlesskit give it: a large MTU is much faster through slirp;
 #: host loopback stays unreachable (the namespace must not reach host services).
 SLIRP_ARGS = ("--configure", "--mtu=65520", "--disable-host-loopback", f"--cidr={SLIRP_CIDR}")

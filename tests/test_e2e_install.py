@@ -2,18 +2,21 @@
 
 debian-installer boots from Debian's netboot kernel on a NAT provider network (DHCP from
 libvirt's dnsmasq) and an isolated management network, as newton-aio defines them; it fetches
-its preseed from vmlab's install server on the NAT network's address, installs Debian 12 from
-the Debian mirror, calls back from late_command and powers off; vmlab switches the VM to its
-disk and runs the Debian twin's prep, network and ntp stages over the management address
+its preseed from vmlab's install server on the NAT network's address, installs Debian 13 from
+the mirror, calls back from late_command and powers off; vmlab switches the VM to its disk
+and runs the Debian twin's prep, network and ntp stages over the management address
 192.168.70.2. Everything runs in the test's network namespace (tests/netns_fixtures.py):
 the host's interfaces, routes and firewall rules are the same afterwards.
 
 vmlab runs inside the private daemon's namespaces, where the serial console log is, and
 shows the installer's progress from it. The install takes 30-60 minutes without KVM.
 
-The installer downloads its own components (udebs) from the mirror: ``VMLAB_E2E_MIRROR``
-(``host/directory``, e.g. ``deb.debian.org/debian``, the default) names one that serves
-them; `vmlab create`'s preflight refuses one that lists them but does not serve them.
+The installer downloads its own components (udebs) from the mirror. The Debian mirror here
+lists them but does not serve all of them, so the install's mirror is the archive
+tests/installer_archive.py makes from what it does serve, on the namespace's own address
+(the missing udebs rebuilt from regular packages; everything else passed through). With
+``VMLAB_E2E_MIRROR`` (``host/directory`` of a complete mirror) the install is Debian 12's,
+from that mirror and the debian-installer-12-netboot-amd64 package, as a user's would be.
 The first test needs no complete mirror: a real installer boot that fetches its preseed
 and then runs past a short install timeout, which must be an error quoting the console.
 """
@@ -26,11 +29,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from tests import host_network
-from tests.private_libvirtd import PrivateLibvirtd
+from tests import host_network, installer_archive
+from tests.lab_harness import test_cache_dir
+from tests.private_libvirtd import NAMESPACE_ADDRESS, PrivateLibvirtd
 
 pytestmark = [pytest.mark.install, pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,11 +44,46 @@ LAB = "e2e-install"
 NETBOOT = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64")
 
 
+#: where the namespace serves the installer archive (apt-cacher-ng's port)
+ARCHIVE_PORT = 3142
+
+
 def mirror_settings() -> list[str]:
     """The profile's install mirror lines, from VMLAB_E2E_MIRROR (host/directory)."""
     host, _, directory = os.environ.get("VMLAB_E2E_MIRROR", "deb.debian.org/debian") \
         .partition("/")
     return [f"  mirror_host: {host}", f"  mirror_directory: /{directory}"]
+
+
+@pytest.fixture
+def install_source(netns_libvirtd, tmp_path_factory, tmp_path) -> Iterator[list[str]]:
+    """The full install's profile lines: Debian 13 from the installer archive served in the
+    namespace, or Debian 12 from VMLAB_E2E_MIRROR."""
+    if os.environ.get("VMLAB_E2E_MIRROR"):
+        yield ["extends: zed-aio-debian12-preseed", "install:", *mirror_settings()]
+        return
+    started = time.monotonic()
+    archive = installer_archive.build(test_cache_dir(tmp_path_factory) / "installer-archive",
+                                      "trixie", log=lambda line: print(f"archive: {line}"))
+    print(f"archive: ready in {time.monotonic() - started:.0f} s at {archive.root}; rebuilt "
+          f"{len(archive.rebuilt)} udebs, netboot kernel {archive.kernel_release}")
+    requests = tmp_path / "installer-archive-requests.log"
+    server = subprocess.Popen(
+        netns_libvirtd.command([sys.executable, "-m", "tests.installer_archive",
+                                str(archive.root), "--port", str(ARCHIVE_PORT),
+                                "--log", str(requests)], cwd=REPO),
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("serving "), "the archive did not start"
+        yield ["extends: epoxy-aio-debian13-preseed", "install:",
+               f"  netboot_dir: {archive.netboot}",
+               f"  mirror_host: {NAMESPACE_ADDRESS}:{ARCHIVE_PORT}",
+               "  mirror_directory: /debian"]
+    finally:
+        server.terminate()
+        server.wait(10)
+        print(f"archive: requests in {requests}")
 
 
 class InNamespace:
@@ -120,14 +160,12 @@ def test_the_installer_boots_fetches_its_preseed_and_a_timeout_quotes_its_consol
 
 
 def test_preseed_install_on_libvirt_networks_then_prep_network_ntp(
-        netns_libvirtd, vmlab_home, host_network_before, tmp_path):
+        netns_libvirtd, vmlab_home, host_network_before, install_source, tmp_path):
     hypervisor = netns_libvirtd
     profile = tmp_path / "e2e-install.yaml"
     profile.write_text("\n".join([
-        "extends: zed-aio-debian12-preseed",
-        "name: e2e-install",
-        "install:", *mirror_settings(),
-        "stages: [prep, network, ntp]", ""]))
+        *install_source, "name: e2e-install", "stages: [prep, network, ntp]", ""]))
+    debian = "12." if "zed-aio-debian12-preseed" in install_source[0] else "13."
     log = tmp_path / "vmlab-output.log"
     print(f"\nvmlab's output: {log}")
     vmlab = InNamespace(hypervisor, vmlab_home, log)
@@ -158,7 +196,7 @@ def test_preseed_install_on_libvirt_networks_then_prep_network_ntp(
     assert "auto=true" not in guest("cat /proc/cmdline")
     domain = hypervisor.virsh("dumpxml", f"vmlab-{LAB}")
     assert "<kernel>" not in domain and "<cmdline>" not in domain
-    assert guest("cat /etc/debian_version").startswith("12.")
+    assert guest("cat /etc/debian_version").startswith(debian)
     # the NICs are libvirt network interfaces; the provider's address is a dnsmasq lease
     domiflist = hypervisor.virsh("domiflist", f"vmlab-{LAB}")
     assert "vmlab-provider" in domiflist and "vmlab-management" in domiflist
