@@ -6,13 +6,17 @@ at "No kernel modules were found"; preflight names both sides instead."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.mirror import host_xml, routeless_cli, serve, udeb_mirror
 from vmlab.errors import InfrastructureError
 from vmlab.netboot import initrd_kernel_version
+from vmlab.preflight.installer import ALWAYS_LOADED, KERNEL_CHECK
 
 #: What the debian-installer-12-netboot-amd64 package installs (scripts/install-deps)
 DEBIAN_INITRD = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/"
@@ -115,3 +119,88 @@ def test_the_kernel_of_debians_own_netboot_initrd_is_read():
     if not DEBIAN_INITRD.is_file():
         pytest.fail("debian-installer-12-netboot-amd64 is not installed: run `make deps`")
     assert re.fullmatch(r"6\.1\.0-\d+-amd64", initrd_kernel_version(DEBIAN_INITRD))
+
+
+# -- the preflight, through the CLI -------------------------------------------------------
+
+@pytest.fixture
+def cli(tmp_path, vmlab_home):
+    return routeless_cli(tmp_path, vmlab_home)
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    with serve(tmp_path / "mirror") as running:
+        for suite in ("bookworm", "bookworm-updates"):
+            running.put(f"debian/dists/{suite}/Release", f"Suite: {suite}\n".encode())
+        running.put("debian-security/dists/bookworm-security/Release",
+                    b"Suite: bookworm-security\n")
+        yield running
+
+
+def preseed_profile(tmp_path: Path, mirror, netboot: Path) -> Path:
+    """The Debian twin installed by debian-installer from ``netboot`` and ``mirror``, on
+    libvirt's test driver; no stages, so nothing but the mirror is asked."""
+    path = tmp_path / "kernel.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        extends: zed-aio-debian12-preseed
+        name: kernel
+        hypervisor: {{kind: libvirt, uri: "test://{host_xml(tmp_path / 'host.xml')}"}}
+        install:
+          netboot_dir: {netboot}
+          mirror_host: 127.0.0.1:{mirror.port}
+          mirror_directory: /debian
+        vm:
+          nics:
+            - {{role: provider, network: nat, network_name: vmlab-provider,
+                subnet: 10.91.0.0/24}}
+            - {{role: management, network: isolated, network_name: vmlab-management,
+                subnet: 192.168.70.0/24, address: 192.168.70.2}}
+        stages: []
+        """))
+    return path
+
+
+def preflight(cli, profile: Path) -> dict[str, dict]:
+    report = json.loads(cli("preflight", "--profile", str(profile), "--json",
+                            expect=None).stdout)
+    return {check["name"]: check for check in report["checks"]}
+
+
+def test_a_netboot_kernel_the_mirror_has_modules_for_passes(cli, mirror, tmp_path):
+    netboot = initrd(tmp_path, gz(modules(NETBOOT))).parent
+    udeb_mirror(mirror, ALWAYS_LOADED, kernels=("6.1.0-49-amd64", NETBOOT))
+    checks = preflight(cli, preseed_profile(tmp_path, mirror, netboot))
+    assert checks["debian-installer's components"]["status"] == "ok"
+    assert checks[KERNEL_CHECK] == {
+        "area": "urls", "name": KERNEL_CHECK, "status": "ok", "fix": "",
+        "detail": f"{mirror.url('debian')}: lists kernel modules for the netboot kernel "
+                  f"{NETBOOT}"}
+
+
+def test_a_netboot_kernel_of_another_point_release_fails_naming_both(cli, mirror, tmp_path):
+    netboot = initrd(tmp_path, gz(modules(NETBOOT))).parent
+    udeb_mirror(mirror, ALWAYS_LOADED, kernels=("6.1.0-41-amd64", "6.1.0-9-amd64"))
+    profile = preseed_profile(tmp_path, mirror, netboot)
+    check = preflight(cli, profile)[KERNEL_CHECK]
+    index = mirror.url("debian/dists/bookworm/main/debian-installer/binary-amd64/Packages.xz")
+    assert check["status"] == "fail"
+    assert check["detail"] == (
+        f"{index} lists kernel modules for 6.1.0-9-amd64, 6.1.0-41-amd64, not for {NETBOOT}, "
+        f"the kernel of {netboot / 'initrd.gz'}: the installer would stop at 'No kernel "
+        "modules were found'")
+    assert check["fix"] == (
+        "use netboot images from the same point release as the mirror: update "
+        "debian-installer-12-netboot-amd64 (`apt-get install --only-upgrade "
+        "debian-installer-12-netboot-amd64`), or set install.netboot_dir to images whose "
+        "kernel the mirror lists")
+    table = cli("preflight", "--profile", str(profile), expect=1).stdout
+    assert f"  FAIL  {KERNEL_CHECK}" in table and "No kernel modules were found" in table
+
+
+def test_an_unreadable_initrd_fails_the_kernel_check_with_its_hint(cli, mirror, tmp_path):
+    netboot = initrd(tmp_path, b"initrd").parent
+    udeb_mirror(mirror, ALWAYS_LOADED, kernels=(NETBOOT,))
+    check = preflight(cli, preseed_profile(tmp_path, mirror, netboot))[KERNEL_CHECK]
+    assert check["status"] == "fail" and "is not a debian-installer initrd" in check["detail"]
+    assert "install.netboot_dir" in check["fix"]
