@@ -1,21 +1,28 @@
 """A local HTTP server on 127.0.0.1 laid out like the mirrors newton-aio fetches from (the
 CentOS vault's ISO folder, install tree and repositories, the Cloud SIG's Newton repository,
-an image host), a libvirt test-driver host, and profiles that point at both."""
+an image host) or a Debian archive's debian-installer index, a libvirt test-driver host,
+profiles that point at both, and the CLI on a host without routes."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
+import lzma
+import os
 import socket
+import stat
+import sys
 import textwrap
 import threading
 from dataclasses import dataclass, field
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pycdlib
+
+from tests.lab_harness import Vmlab
 
 ISO = "vault/7.9.2009/isos/x86_64/CentOS-7-x86_64-Minimal-2009.iso"
 ISO_BYTES = 1 << 30  # a sparse file: the size of a real minimal ISO, no room taken
@@ -118,11 +125,46 @@ def lay_out(mirror: Mirror) -> None:
     mirror.put(IMAGE, size=13 << 20)
 
 
+def udeb_mirror(mirror: Mirror, served: Iterable[str], kernels: Iterable[str] = (),
+                suite: str = "bookworm") -> None:
+    """A Debian archive under ``debian/`` whose debian-installer index lists the udebs every
+    netboot install loads (the pool serving those in ``served``) and, for each kernel
+    release in ``kernels``, its kernel-image and ext4-modules udebs."""
+    from vmlab.preflight.installer import ALWAYS_LOADED
+
+    stanzas = []
+    for name in ALWAYS_LOADED:
+        path = f"pool/main/{name[0]}/{name}/{name}_1.0_all.udeb"
+        stanzas.append(f"Package: {name}\nVersion: 1.0\nFilename: {path}\nSize: 4\n")
+        if name in served:
+            mirror.put(f"debian/{path}", b"udeb")
+    for release in kernels:
+        for name in (f"kernel-image-{release}-di", f"ext4-modules-{release}-di"):
+            stanzas.append(f"Package: {name}\nSource: linux-signed-amd64\nVersion: 1.0\n"
+                           f"Filename: pool/main/l/linux-signed-amd64/{name}_1.0_amd64.udeb\n"
+                           "Size: 4\n")
+    mirror.put(f"debian/dists/{suite}/main/debian-installer/binary-amd64/Packages.xz",
+               lzma.compress("\n".join(stanzas).encode()))
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 nothing listens on."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def routeless_cli(tmp_path: Path, home: dict[str, str]) -> Vmlab:
+    """The CLI with its own state and cache in ``tmp_path``, on a host whose routes a
+    stand-in `ip` gives (none)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    ip = bindir / "ip"
+    ip.write_text(f"#!{sys.executable}\nprint('[]')\n")
+    ip.chmod(ip.stat().st_mode | stat.S_IXUSR)
+    return Vmlab({**home, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+                  "XDG_STATE_HOME": str(tmp_path / "state"),
+                  "XDG_CACHE_HOME": str(tmp_path / "cache")})
 
 
 def host_xml(path: Path, *, memory_mib: int = 8192, cpus: int = 4,

@@ -3,29 +3,18 @@ whose URLs point at a local mirror and whose hypervisor is libvirt's test driver
 from __future__ import annotations
 
 import json
-import os
-import stat
-import sys
 import time
 
 import pytest
 
-from tests.lab_harness import Vmlab
 from tests.mirror import (DEFAULT_NETWORK, ISO, closed_port, host_xml, lay_out, newton_profile,
-                          serve)
+                          routeless_cli, serve)
 
 
 @pytest.fixture
 def cli(tmp_path, vmlab_home):
     """The CLI with its own home, on a host whose routes a stand-in `ip` gives (none)."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    ip = bindir / "ip"
-    ip.write_text(f"#!{sys.executable}\nprint('[]')\n")
-    ip.chmod(ip.stat().st_mode | stat.S_IXUSR)
-    env = {**vmlab_home, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
-           "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    return Vmlab(env)
+    return routeless_cli(tmp_path, vmlab_home)
 
 
 @pytest.fixture

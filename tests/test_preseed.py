@@ -4,7 +4,6 @@ netboot kernel with the install server's token URL, and the server serves what t
 installer fetches."""
 from __future__ import annotations
 
-import lzma
 import textwrap
 import urllib.request
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from passlib.hash import sha512_crypt
 
-from tests.mirror import serve
+from tests.mirror import serve, udeb_mirror
 from vmlab import install
 from vmlab.errors import InfrastructureError, KickstartError, ProfileError
 from vmlab.preseed import (PreseedInputs, PreseedNic, Rendered, mask_secrets, render_preseed,
@@ -214,20 +213,6 @@ def test_preflight_says_whether_the_netboot_files_are_there(tmp_path, netboot):
 
 
 # -- the mirror holds what the installer downloads ------------------------------------------
-
-def udeb_mirror(mirror, served: set[str]) -> None:
-    from vmlab.preflight.installer import ALWAYS_LOADED
-
-    stanzas = []
-    for name in ALWAYS_LOADED:
-        path = f"pool/main/{name[0]}/{name}/{name}_1.0_all.udeb"
-        stanzas.append(f"Package: {name}\nVersion: 1.0\nFilename: {path}\nSize: 4\n")
-        if name in served:
-            mirror.put(f"debian/{path}", b"udeb")
-    index = "\n".join(stanzas).encode()
-    mirror.put("debian/dists/bookworm/main/debian-installer/binary-amd64/Packages.xz",
-               lzma.compress(index))
-
 
 def test_a_mirror_that_lists_installer_components_it_does_not_serve_fails_preflight(tmp_path):
     """As the caching mirror tests run behind does: the index lists apt-mirror-setup, the

@@ -2,7 +2,9 @@
 that takes most of an hour (the shape of Kolla-Ansible's prechecks: one short check per
 thing that can stop the deploy, each failing with what to do about it).
 
-- urls: every URL the plan fetches answers as it should (vmlab.preflight.urls)
+- urls: every URL the plan fetches answers as it should (vmlab.preflight.urls); for a
+  preseed install also that the mirror has kernel modules for the netboot kernel
+  (vmlab.preflight.installer)
 - the hypervisor: reachable, KVM, networks that collide with nothing, room for the disk and
   the media, memory and CPUs (each driver's ``preflight``; on vSphere also the login, the
   datastore and the port groups)
@@ -107,7 +109,7 @@ def run(lab: str, loaded: LoadedProfile, *, urls: bool = True,
         checks.append(Check("urls", "URLs", "warn", "not checked (asked not to)"))
     checks.append(_cache_room(loaded, media))
     if isinstance(profile.install, PreseedInstall):
-        checks.append(_netboot_files(profile.install))
+        checks += _netboot_checks(profile.install, answered)
     checks.sort(key=lambda c: AREAS.index(c.area) if c.area in AREAS else len(AREAS))
     return Report(profile.name, lab, hypervisor_uri(profile.hypervisor), checks,
                   time.monotonic() - started)
@@ -179,6 +181,32 @@ def _netboot_files(install: PreseedInstall) -> Check:
     except VmlabError as exc:
         return Check("install server", name, "fail", exc.message, exc.hint or "")
     return Check("install server", name, "ok", f"{kernel} and {initrd.name}")
+
+
+def _netboot_checks(install: PreseedInstall,
+                    answered: list[url_checks.UrlResult]) -> list[Check]:
+    """The netboot files are there, and the mirror has kernel modules for their kernel
+    (checked against the udeb index the URL checks read; not when they were not asked or
+    could not read it, which they report)."""
+    files = _netboot_files(install)
+    udebs = next((result for result in answered if result.udeb_index is not None), None)
+    if files.status != "ok" or udebs is None or udebs.udeb_index is None:
+        return [files]
+    return [files, _netboot_kernel(install, udebs.fetch.url,
+                                   url_checks.udebs_suite(udebs.fetch), udebs.udeb_index)]
+
+
+def _netboot_kernel(install: PreseedInstall, mirror: str, suite: str, index: bytes) -> Check:
+    from vmlab.install import netboot_files
+    from vmlab.netboot import initrd_kernel_version
+    from vmlab.preflight.installer import KERNEL_CHECK, check_kernel
+
+    try:
+        _, initrd = netboot_files(install)
+        release = initrd_kernel_version(initrd)
+    except VmlabError as exc:
+        return Check("urls", KERNEL_CHECK, "fail", exc.message, exc.hint or "")
+    return check_kernel(mirror, suite, initrd, release, index)
 
 
 def _free_bytes(path: Path) -> int:

@@ -72,6 +72,8 @@ class UrlResult:
     check: Check
     fetch: Fetch
     size: int | None = None
+    #: a udebs check's debian-installer index (decompressed), for the netboot kernel's check
+    udeb_index: bytes | None = None
 
 
 # -- what the plan fetches ----------------------------------------------------------------
@@ -142,6 +144,11 @@ def _preseed_fetches(install: PreseedInstall) -> list[Fetch]:
                                 f"{suite}-security"))] + [
         Fetch("debian-installer's components", mirror, f"{mirror}/dists/{suite}", "udebs",
               "install.mirror_host", fix)]
+
+
+def udebs_suite(fetch: Fetch) -> str:
+    """The suite of a udebs fetch (its probe is ``<mirror>/dists/<suite>``)."""
+    return fetch.probe.rsplit("/", 1)[1]
 
 
 def _stage_fetches(lab: str, loaded: LoadedProfile) -> list[Fetch]:
@@ -264,11 +271,11 @@ def check(fetch: Fetch, timeout: float = TIMEOUT) -> UrlResult:
                          fetch, fetch.cached.stat().st_size)
     try:
         if fetch.kind == "udebs":
-            from vmlab.preflight.installer import check_components
+            from vmlab.preflight.installer import read_components
 
-            suite = fetch.probe.rsplit("/", 1)[1]
-            return UrlResult(check_components(fetch.what, fetch.url, suite, timeout,
-                                              fetch.fix), fetch)
+            components, index = read_components(fetch.what, fetch.url, udebs_suite(fetch),
+                                                timeout, fetch.fix)
+            return UrlResult(components, fetch, udeb_index=index)
         if fetch.kind in ("iso", "file"):
             return _check_download(fetch, timeout)
         answer = ask(fetch.probe, "GET", timeout)
