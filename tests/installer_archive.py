@@ -282,12 +282,13 @@ def initrd_with_key(initrd: Path, public_key: bytes, out: Path) -> None:
     keys and ``public_key``."""
     with tempfile.TemporaryDirectory(prefix="initrd-") as tmp:
         root = Path(tmp)
+        # bookworm's initrd has the keyring as .gpg, trixie's as .pgp (.gpg: a link to it)
         listed = subprocess.run(
             ["sh", "-c", 'zcat "$1" | cpio -i --quiet --to-stdout '
-                         'usr/share/keyrings/debian-archive-keyring.pgp', "-", str(initrd)],
+                         "'usr/share/keyrings/debian-archive-keyring.*'", "-", str(initrd)],
             check=True, capture_output=True).stdout
         if not listed:
-            raise RuntimeError(f"{initrd} holds no debian-archive-keyring.pgp")
+            raise RuntimeError(f"{initrd} holds no debian-archive-keyring")
         keyring = root / "usr/share/keyrings/archive.gpg"
         keyring.parent.mkdir(parents=True)
         keyring.write_bytes(listed + public_key)
