@@ -18,8 +18,8 @@ help:
 	@echo "make test-fast      only the tests that need no VM"
 	@echo "make e2e-openstack  deploy Keystone and Glance in a real guest (45 to 75 minutes without KVM);"
 	@echo "                    PROFILE=epoxy-aio-debian13 for Debian 13 (default: zed-aio-debian12)"
-	@echo "make e2e-install    a real debian-installer boot (5 min), then a preseed install of Debian 12 and prep,"
-	@echo "                   network, ntp (30-60 min; the mirror must serve the installer's udebs: VMLAB_E2E_MIRROR)"
+	@echo "make e2e-install    a real debian-installer boot (5 min), then a preseed install of Debian 13 and prep,"
+	@echo "                   network, ntp (30-60 min; VMLAB_E2E_MIRROR=host/dir: Debian 12 from a complete mirror)"
 	@echo "make bench          benchmarks under bench/, written to docs/benchmarks.md (about 45 minutes)"
 
 $(STAMP)/apt: scripts/install-deps
