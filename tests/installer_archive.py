@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import email.utils
 import gzip
 import hashlib
@@ -40,7 +41,7 @@ import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from vmlab.netboot import initrd_kernel_version
 
@@ -265,16 +266,43 @@ def _gpg(home: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
                           check=True, stdin=subprocess.DEVNULL, **kwargs)
 
 
-def signing_key(cache: Path) -> Path:
-    """A key of the test's own (no passphrase) in ``cache``/gnupg."""
-    home = cache / "gnupg"
-    if not (home / "public.gpg").exists():
+@contextlib.contextmanager
+def _gnupg(cache: Path) -> Iterator[Path]:
+    """A GnuPG home holding the test's key (no passphrase; made once, kept in ``cache``).
+    The home is a short temporary folder, as gpg-agent's socket lives there (a socket path
+    has at most 107 bytes); its agent is stopped and the folder removed afterwards."""
+    home = Path(tempfile.mkdtemp(prefix="vmlab-gpg-"))
+    secret, public = cache / "signing-key.sec", cache / "signing-key.pub"
+    try:
+        if secret.exists():
+            _gpg(home, "--import", str(secret))
+        else:
+            _gpg(home, "--passphrase", "", "--quick-gen-key",
+                 "vmlab tests' installer archive", "rsa3072", "sign", "never")
+            cache.mkdir(parents=True, exist_ok=True)
+            public.write_bytes(_gpg(home, "--export", capture_output=True).stdout)
+            exported = _gpg(home, "--export-secret-keys", capture_output=True).stdout
+            secret.touch(mode=0o600)
+            secret.write_bytes(exported)
+        yield home
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(home, ignore_errors=True)
-        home.mkdir(mode=0o700, parents=True)
-        _gpg(home, "--passphrase", "", "--quick-gen-key",
-             "vmlab tests' installer archive", "rsa3072", "sign", "never")
-        (home / "public.gpg").write_bytes(_gpg(home, "--export", capture_output=True).stdout)
-    return home
+
+
+def public_key(cache: Path) -> bytes:
+    """The test's public key (made on first use)."""
+    if not (cache / "signing-key.pub").exists():
+        with _gnupg(cache):
+            pass
+    return (cache / "signing-key.pub").read_bytes()
+
+
+def sign(cache: Path, path: Path, signature: Path) -> None:
+    """A detached signature of ``path`` by the test's key."""
+    with _gnupg(cache) as home:
+        _gpg(home, "--yes", "--detach-sign", "--output", str(signature), str(path))
 
 
 def initrd_with_key(initrd: Path, public_key: bytes, out: Path) -> None:
@@ -321,7 +349,6 @@ def build(cache: Path, suite: str, log: Log = lambda line: None) -> Archive:
         served = dict(zip((u["Package"] for u in udebs),
                           pool.map(lambda u: _served(f"{UPSTREAM}/debian/{u['Filename']}"),
                                    udebs)))
-    listed = {u["Package"] for u in udebs}
     netboot, release = choose_netboot(
         cache, main, number,
         lambda r: served.get(f"kernel-image-{r}-di", False), log)
@@ -346,7 +373,6 @@ def build(cache: Path, suite: str, log: Log = lambda line: None) -> Archive:
             dropped.append(name)
     log(f"rebuilt {len(rebuilt)} udebs from regular packages: {', '.join(rebuilt)}; "
         f"left out {len(dropped)} the mirror does not serve")
-    assert listed
 
     index = "\n".join(format_stanza(u) for u in kept).encode()
     dist = root / "debian" / "dists" / suite
@@ -362,13 +388,10 @@ def build(cache: Path, suite: str, log: Log = lambda line: None) -> Archive:
                      "packages for vmlab's tests\nSHA256:\n"
                      f" {hashlib.sha256(index).hexdigest()} {len(index)} {DI_INDEX}\n")
     (dist / "Release").write_text(release_file)
-    home = signing_key(cache)
-    _gpg(home, "--yes", "--detach-sign", "--output", str(dist / "Release.gpg"),
-         str(dist / "Release"))
+    sign(cache, dist / "Release", dist / "Release.gpg")
     (root / "netboot").mkdir(exist_ok=True)
     shutil.copy(netboot / "linux", root / "netboot" / "linux")
-    initrd_with_key(netboot / "initrd.gz", (home / "public.gpg").read_bytes(),
-                    root / "netboot" / "initrd.gz")
+    initrd_with_key(netboot / "initrd.gz", public_key(cache), root / "netboot" / "initrd.gz")
     made.write_text(json.dumps({"kernel_release": release, "rebuilt": rebuilt,
                                 "dropped": dropped}, indent=1))
     return Archive(root, root / "netboot", release, tuple(rebuilt), tuple(dropped))

@@ -91,8 +91,8 @@ def test_the_initrd_with_the_tests_key_boots_the_same_kernel_and_carries_both_ke
         tmp_path):
     if not DEBIAN12_INITRD.is_file():
         pytest.fail("debian-installer-12-netboot-amd64 is not installed: run `make deps`")
-    home = installer_archive.signing_key(tmp_path / "cache")
-    public = (home / "public.gpg").read_bytes()
+    cache = tmp_path / "cache"
+    public = installer_archive.public_key(cache)
     out = tmp_path / "initrd.gz"
 
     installer_archive.initrd_with_key(DEBIAN12_INITRD, public, out)
@@ -109,10 +109,10 @@ def test_the_initrd_with_the_tests_key_boots_the_same_kernel_and_carries_both_ke
     # a Release signed with the test's key verifies against the installer's keyring
     release = tmp_path / "Release"
     release.write_text("Codename: trixie\n")
-    installer_archive._gpg(home, "--detach-sign", "--output", str(tmp_path / "Release.gpg"),
-                           str(release))
+    installer_archive.sign(cache, release, tmp_path / "Release.gpg")
     (tmp_path / "archive.gpg").write_bytes(keyring)
     verified = subprocess.run(["gpgv", "--keyring", str(tmp_path / "archive.gpg"),
                                str(tmp_path / "Release.gpg"), str(release)],
                               capture_output=True, text=True)
     assert verified.returncode == 0, verified.stderr
+    assert oct((cache / "signing-key.sec").stat().st_mode & 0o777) == "0o600"
