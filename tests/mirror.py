@@ -126,10 +126,11 @@ def lay_out(mirror: Mirror) -> None:
 
 
 def udeb_mirror(mirror: Mirror, served: Iterable[str], kernels: Iterable[str] = (),
-                suite: str = "bookworm") -> None:
+                suite: str = "bookworm", kernels_served: bool = True) -> None:
     """A Debian archive under ``debian/`` whose debian-installer index lists the udebs every
     netboot install loads (the pool serving those in ``served``) and, for each kernel
-    release in ``kernels``, its kernel-image and ext4-modules udebs."""
+    release in ``kernels``, its kernel-image and ext4-modules udebs (served unless
+    ``kernels_served`` is false)."""
     from vmlab.preflight.installer import ALWAYS_LOADED
 
     stanzas = []
@@ -140,9 +141,11 @@ def udeb_mirror(mirror: Mirror, served: Iterable[str], kernels: Iterable[str] = 
             mirror.put(f"debian/{path}", b"udeb")
     for release in kernels:
         for name in (f"kernel-image-{release}-di", f"ext4-modules-{release}-di"):
+            path = f"pool/main/l/linux-signed-amd64/{name}_1.0_amd64.udeb"
             stanzas.append(f"Package: {name}\nSource: linux-signed-amd64\nVersion: 1.0\n"
-                           f"Filename: pool/main/l/linux-signed-amd64/{name}_1.0_amd64.udeb\n"
-                           "Size: 4\n")
+                           f"Filename: {path}\nSize: 4\n")
+            if kernels_served:
+                mirror.put(f"debian/{path}", b"udeb")
     mirror.put(f"debian/dists/{suite}/main/debian-installer/binary-amd64/Packages.xz",
                lzma.compress("\n".join(stanzas).encode()))
 

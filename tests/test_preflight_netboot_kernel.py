@@ -174,7 +174,7 @@ def test_a_netboot_kernel_the_mirror_has_modules_for_passes(cli, mirror, tmp_pat
     assert checks["debian-installer's components"]["status"] == "ok"
     assert checks[KERNEL_CHECK] == {
         "area": "urls", "name": KERNEL_CHECK, "status": "ok", "fix": "",
-        "detail": f"{mirror.url('debian')}: lists kernel modules for the netboot kernel "
+        "detail": f"{mirror.url('debian')}: serves kernel modules for the netboot kernel "
                   f"{NETBOOT}"}
 
 
@@ -193,9 +193,21 @@ def test_a_netboot_kernel_of_another_point_release_fails_naming_both(cli, mirror
         "use netboot images from the same point release as the mirror: update "
         "debian-installer-12-netboot-amd64 (`apt-get install --only-upgrade "
         "debian-installer-12-netboot-amd64`), or set install.netboot_dir to images whose "
-        "kernel the mirror lists")
+        "kernel the mirror lists and serves")
     table = cli("preflight", "--profile", str(profile), expect=1).stdout
     assert f"  FAIL  {KERNEL_CHECK}" in table and "No kernel modules were found" in table
+
+
+def test_kernel_modules_the_mirror_lists_but_does_not_serve_fail(cli, mirror, tmp_path):
+    netboot = initrd(tmp_path, gz(modules(NETBOOT))).parent
+    udeb_mirror(mirror, ALWAYS_LOADED, kernels=(NETBOOT,), kernels_served=False)
+    check = preflight(cli, preseed_profile(tmp_path, mirror, netboot))[KERNEL_CHECK]
+    assert check["status"] == "fail"
+    assert check["detail"].startswith(
+        f"{mirror.url('debian')} lists kernel modules for the netboot kernel {NETBOOT} but does "
+        f"not serve them (pool/main/l/linux-signed-amd64/kernel-image-{NETBOOT}-di_1.0_amd64"
+        ".udeb (HTTP 404), ")
+    assert "No kernel modules were found" in check["detail"]
 
 
 def test_an_unreadable_initrd_fails_the_kernel_check_with_its_hint(cli, mirror, tmp_path):

@@ -24,16 +24,17 @@ from pathlib import Path
 from vmlab import __version__
 from vmlab.drivers.base import Check
 
-#: udebs every netboot install downloads (the first is the first it asks for)
+#: udebs every netboot install downloads (the first is the first it asks for); vmlab's
+#: preseed formats ext4, for which partman loads e2fsprogs-udeb
 ALWAYS_LOADED = ("apt-mirror-setup", "apt-setup-udeb", "base-installer", "bootstrap-base",
                  "partman-base", "partman-auto", "grub-installer", "pkgsel",
-                 "finish-install")
+                 "finish-install", "e2fsprogs-udeb")
 PACKAGES_LIMIT = 4 << 20
 #: the udeb of the installer's kernel; its modules are ``<name>-modules-<release>-di``
 KERNEL_IMAGE = re.compile(r"^Package: kernel-image-(?P<release>\S+)-di$", re.M)
 KERNEL_CHECK = "debian-installer's kernel modules"
-#: the Debian release number of a suite, as in debian-installer-<N>-netboot-amd64
-DEBIAN_RELEASES = {"bookworm": "12", "trixie": "13"}
+#: module udebs of the netboot kernel every install loads: the kernel's own and ext4's
+KERNEL_UDEBS = ("kernel-image-{release}-di", "ext4-modules-{release}-di")
 
 
 def udeb_index_url(mirror: str, suite: str) -> str:
@@ -110,22 +111,40 @@ def kernel_releases(index: bytes) -> list[str]:
     return sorted(releases, key=_version_key)
 
 
-def check_kernel(mirror: str, suite: str, initrd: Path, release: str, index: bytes) -> Check:
+def check_kernel(mirror: str, suite: str, initrd: Path, release: str, index: bytes,
+                 timeout: float = 10.0) -> Check:
     """Whether the mirror's udeb index has modules for ``release``, the kernel of the netboot
-    ``initrd``: the installer downloads them from the mirror and stops at "No kernel modules
-    were found" when they are not there for the kernel it booted."""
+    ``initrd``, and serves them: the installer downloads them from the mirror and stops at
+    "No kernel modules were found" when they are not there for the kernel it booted."""
+    from vmlab.profileinstall import PRESEED_SUITES
+
     listed = kernel_releases(index)
-    if release in listed:
-        return Check("urls", KERNEL_CHECK, "ok",
-                     f"{mirror}: lists kernel modules for the netboot kernel {release}")
-    package = f"debian-installer-{DEBIAN_RELEASES.get(suite, '<N>')}-netboot-amd64"
-    return Check("urls", KERNEL_CHECK, "fail",
-                 f"{udeb_index_url(mirror, suite)} lists kernel modules for "
-                 f"{', '.join(listed) or 'no kernel'}, not for {release}, the kernel of "
-                 f"{initrd}: the installer would stop at 'No kernel modules were found'",
-                 "use netboot images from the same point release as the mirror: update "
-                 f"{package} (`apt-get install --only-upgrade {package}`), or set "
-                 "install.netboot_dir to images whose kernel the mirror lists")
+    package = f"debian-installer-{PRESEED_SUITES.get(suite, '<N>')}-netboot-amd64"
+    fix = ("use netboot images from the same point release as the mirror: update "
+           f"{package} (`apt-get install --only-upgrade {package}`), or set "
+           "install.netboot_dir to images whose kernel the mirror lists and serves")
+    if release not in listed:
+        return Check("urls", KERNEL_CHECK, "fail",
+                     f"{udeb_index_url(mirror, suite)} lists kernel modules for "
+                     f"{', '.join(listed) or 'no kernel'}, not for {release}, the kernel of "
+                     f"{initrd}: the installer would stop at 'No kernel modules were found'",
+                     fix)
+    names = filenames(index, tuple(name.format(release=release) for name in KERNEL_UDEBS))
+    absent = []
+    try:
+        for filename in names.values():
+            status, _ = _request(f"{mirror}/{filename}", "HEAD", timeout)
+            if status != 200:
+                absent.append(f"{filename} (HTTP {status})")
+    except OSError as exc:
+        absent.append(str(exc))
+    if absent:
+        return Check("urls", KERNEL_CHECK, "fail",
+                     f"{mirror} lists kernel modules for the netboot kernel {release} but does "
+                     f"not serve them ({', '.join(absent)}): the installer would stop at "
+                     "'No kernel modules were found'", fix)
+    return Check("urls", KERNEL_CHECK, "ok",
+                 f"{mirror}: serves kernel modules for the netboot kernel {release}")
 
 
 def _version_key(release: str) -> list[tuple[int, str]]:
