@@ -73,8 +73,33 @@ def test_late_script_installs_the_key_writes_the_nics_by_mac_and_calls_back():
     assert 'echo "    address 192.168.70.2/24"' in script
     assert 'echo "nameserver 192.168.123.1" >> "$target/etc/resolv.conf"' in script
     assert "make_resolv_conf() { :; }" in script  # the DHCP lease keeps them
+    assert "echo 'nohook resolv.conf' >> \"$target/etc/dhcpcd.conf\"" in script
     assert ('chroot "$target" curl -fsS -m 10 -X POST '
             '"http://192.168.123.1:8719/token/done" && exit 0') in script
+
+
+def test_late_script_keeps_the_name_servers_from_dhclient_and_dhcpcd_once(tmp_path):
+    """Run by sh twice against a made-up target: resolv.conf holds the lab's servers, the
+    dhclient hook and dhcpcd's nohook line are there, the latter once."""
+    script = render_preseed(
+        PreseedInputs(**{**INPUTS.__dict__, "done_url": None})).late_script
+    sys_net = tmp_path / "sys/class/net"
+    for name, mac in (("enp1s0", "52:54:00:00:00:01"), ("enp2s0", "52:54:00:00:00:02")):
+        (sys_net / name).mkdir(parents=True)
+        (sys_net / name / "address").write_text(mac + "\n")
+    target = tmp_path / "target"
+    (target / "etc/network").mkdir(parents=True)
+    (target / "etc/dhcpcd.conf").write_text("option rapid_commit\n")
+    (tmp_path / "late.sh").write_text(script.replace("/sys/class/net/", f"{sys_net}/"))
+    import subprocess
+
+    for _ in range(2):
+        subprocess.run(["sh", str(tmp_path / "late.sh"), str(target)], check=True)
+    assert (target / "etc/resolv.conf").read_text() == "nameserver 192.168.123.1\n"
+    assert "make_resolv_conf() { :; }" in (
+        target / "etc/dhcp/dhclient-enter-hooks.d/vmlab-keep-dns").read_text()
+    assert (target / "etc/dhcpcd.conf").read_text() == \
+        "option rapid_commit\nnohook resolv.conf\n"
 
 
 def test_late_script_names_nics_as_the_running_installer_sees_them(tmp_path):
