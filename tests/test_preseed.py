@@ -4,6 +4,7 @@ netboot kernel with the install server's token URL, and the server serves what t
 installer fetches."""
 from __future__ import annotations
 
+import subprocess
 import textwrap
 import urllib.request
 from pathlib import Path
@@ -78,23 +79,30 @@ def test_late_script_installs_the_key_writes_the_nics_by_mac_and_calls_back():
             '"http://192.168.123.1:8719/token/done" && exit 0') in script
 
 
-def test_late_script_keeps_the_name_servers_from_dhclient_and_dhcpcd_once(tmp_path):
-    """Run by sh twice against a made-up target: resolv.conf holds the lab's servers, the
-    dhclient hook and dhcpcd's nohook line are there, the latter once."""
-    script = render_preseed(
-        PreseedInputs(**{**INPUTS.__dict__, "done_url": None})).late_script
+def run_late_script(tmp_path: Path, inputs: PreseedInputs, runs: int = 1,
+                    dhcpcd_conf: str | None = None) -> Path:
+    """The late script run by sh against a made-up /sys (its two NICs) and target, which
+    it returns."""
+    script = render_preseed(inputs).late_script
     sys_net = tmp_path / "sys/class/net"
     for name, mac in (("enp1s0", "52:54:00:00:00:01"), ("enp2s0", "52:54:00:00:00:02")):
         (sys_net / name).mkdir(parents=True)
         (sys_net / name / "address").write_text(mac + "\n")
     target = tmp_path / "target"
     (target / "etc/network").mkdir(parents=True)
-    (target / "etc/dhcpcd.conf").write_text("option rapid_commit\n")
+    if dhcpcd_conf is not None:
+        (target / "etc/dhcpcd.conf").write_text(dhcpcd_conf)
     (tmp_path / "late.sh").write_text(script.replace("/sys/class/net/", f"{sys_net}/"))
-    import subprocess
-
-    for _ in range(2):
+    for _ in range(runs):
         subprocess.run(["sh", str(tmp_path / "late.sh"), str(target)], check=True)
+    return target
+
+
+def test_late_script_keeps_the_name_servers_from_dhclient_and_dhcpcd_once(tmp_path):
+    """Run twice: resolv.conf holds the lab's servers, the dhclient hook and dhcpcd's nohook
+    line are there, the latter once."""
+    target = run_late_script(tmp_path, PreseedInputs(**{**INPUTS.__dict__, "done_url": None}),
+                             runs=2, dhcpcd_conf="option rapid_commit\n")
     assert (target / "etc/resolv.conf").read_text() == "nameserver 192.168.123.1\n"
     assert "make_resolv_conf() { :; }" in (
         target / "etc/dhcp/dhclient-enter-hooks.d/vmlab-keep-dns").read_text()
@@ -103,21 +111,10 @@ def test_late_script_keeps_the_name_servers_from_dhclient_and_dhcpcd_once(tmp_pa
 
 
 def test_late_script_names_nics_as_the_running_installer_sees_them(tmp_path):
-    """The script's MAC lookup, run by sh against a made-up /sys: the interfaces file gets
-    the names of the NICs with those MACs."""
-    script = render_preseed(
-        PreseedInputs(**{**INPUTS.__dict__, "done_url": None, "dns": ()})).late_script
-    sys_net = tmp_path / "sys/class/net"
-    for name, mac in (("enp1s0", "52:54:00:00:00:01"), ("enp2s0", "52:54:00:00:00:02")):
-        (sys_net / name).mkdir(parents=True)
-        (sys_net / name / "address").write_text(mac + "\n")
-    target = tmp_path / "target"
-    (target / "etc/network").mkdir(parents=True)
-    script = script.replace("/sys/class/net/", f"{sys_net}/")
-    (tmp_path / "late.sh").write_text(script)
-    import subprocess
-
-    subprocess.run(["sh", str(tmp_path / "late.sh"), str(target)], check=True)
+    """The script's MAC lookup: the interfaces file gets the names of the NICs with those
+    MACs."""
+    target = run_late_script(
+        tmp_path, PreseedInputs(**{**INPUTS.__dict__, "done_url": None, "dns": ()}))
     interfaces = (target / "etc/network/interfaces").read_text()
     assert "auto enp1s0\niface enp1s0 inet dhcp" in interfaces
     assert "auto enp2s0\niface enp2s0 inet static\n    address 192.168.70.2/24" in interfaces
