@@ -36,12 +36,14 @@ import pytest
 from tests import host_network, installer_archive
 from tests.lab_harness import test_cache_dir
 from tests.private_libvirtd import NAMESPACE_ADDRESS, PrivateLibvirtd
+from vmlab.profileinstall import PreseedInstall
 
 pytestmark = [pytest.mark.install, pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
 LAB = "e2e-install"
-NETBOOT = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64")
+#: what debian-installer-12-netboot-amd64 installs (`make deps`)
+NETBOOT = PreseedInstall(method="preseed").netboot_folder
 
 
 #: where the namespace serves the installer archive (apt-cacher-ng's port)

@@ -12,9 +12,10 @@ import pytest
 
 from tests import installer_archive
 from vmlab.netboot import initrd_kernel_version
+from vmlab.profileinstall import PreseedInstall
 
-DEBIAN12_INITRD = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/"
-                       "amd64/initrd.gz")
+#: what debian-installer-12-netboot-amd64 installs (`make deps`)
+DEBIAN12_INITRD = PreseedInstall(method="preseed").netboot_folder / "initrd.gz"
 
 
 def regular_deb(tmp_path: Path, name: str, files: dict[str, bytes]) -> Path:

@@ -16,11 +16,12 @@ import pytest
 from tests.mirror import host_xml, routeless_cli, serve, udeb_mirror
 from vmlab.errors import InfrastructureError
 from vmlab.netboot import initrd_kernel_version
+from vmlab.profileinstall import PreseedInstall
 from vmlab.preflight.installer import ALWAYS_LOADED, KERNEL_CHECK
 
 #: What the debian-installer-12-netboot-amd64 package installs (scripts/install-deps)
-DEBIAN_INITRD = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/"
-                     "initrd.gz")
+#: what debian-installer-12-netboot-amd64 installs (`make deps`)
+DEBIAN_INITRD = PreseedInstall(method="preseed").netboot_folder / "initrd.gz"
 NETBOOT = "6.1.0-50-amd64"
 DIRECTORY, FILE = 0o040755, 0o100644
 
